@@ -1,0 +1,1 @@
+"""The ``irstd`` command line (installed as ``irstd.cli``)."""

@@ -5,12 +5,29 @@ Command functions live in one module each and only parse options, call library c
 
 from __future__ import annotations
 
+import typer
+
+from irstd import __version__
 from irstd.cli._common import new_app
 
 app = new_app(help="Infrared small target detection: CgriNet, LCM, IPI, NRAM and the community metrics.")
 
-# Commands are registered here, one line each, as their modules land:
-# app.command()(evaluate) etc.
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"irstd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Infrared small target detection: CgriNet, LCM, IPI, NRAM and the community metrics."""
+
+
+# Commands are registered below, one line each (module functions only parse, call and render).
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Classical baselines LCM, IPI and NRAM (installed as ``irstd.baselines``)."""

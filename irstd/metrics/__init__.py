@@ -1,0 +1,1 @@
+"""The metrics engine: the community definitions of mIoU, nIoU, Pd, Fa, plus ROC/PR curves."""

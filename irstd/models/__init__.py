@@ -1,0 +1,1 @@
+"""CgriNet and its registry of named variants."""

@@ -16,7 +16,15 @@ from irstd.metrics.curves import (
     roc_from_histograms,
     score_histograms,
 )
-from irstd.metrics.pixel import EPS, as_mask, as_scores, iou, iou_counts, precision_recall_f1
+from irstd.metrics.pixel import (
+    EPS,
+    as_mask,
+    as_scores,
+    iou,
+    iou_counts,
+    precision_recall_f1,
+    threshold_scores,
+)
 from irstd.metrics.target import MATCH_DISTANCE, components, match_targets
 
 __all__ = ["DEFAULT_SWEEP", "PER_IMAGE_FIELDS", "Evaluator"]
@@ -160,7 +168,7 @@ class Evaluator:
                 f"{image_id}: score map is {w}x{h} (WxH) but the ground-truth mask is {gw}x{gh}"
             )
 
-        pred = scores > self.threshold
+        pred = threshold_scores(scores, self.threshold)
         inter, union = iou_counts(pred, gt)
         pred_pixels = int(np.count_nonzero(pred))
         gt_pixels = int(np.count_nonzero(gt))
@@ -214,12 +222,14 @@ class Evaluator:
         hits = np.zeros(self.sweep.size, np.int64)
         fa = np.zeros(self.sweep.size, np.int64)
         flat = np.sort(scores, axis=None)
-        counts = flat.size - np.searchsorted(flat, self.sweep, side="right")  # |scores > t|
+        cuts = self.sweep.astype(scores.dtype)  # compared at the map's precision
+        counts = flat.size - np.searchsorted(flat, cuts, side="right")  # |scores > t|
         cache = {0: (0, 0), pred_pixels: (match.hits, match.false_alarm_pixels)}
         for k, (t, count) in enumerate(zip(self.sweep, counts)):
             count = int(count)
             if count not in cache:
-                m = match_targets(scores > t, gt, self.max_distance, gt_components=targets)
+                pred = threshold_scores(scores, t)
+                m = match_targets(pred, gt, self.max_distance, gt_components=targets)
                 cache[count] = (m.hits, m.false_alarm_pixels)
             hits[k], fa[k] = cache[count]
         return hits, fa

@@ -45,7 +45,9 @@ def as_scores(scores, image_id=None) -> np.ndarray:
 
     Returns
     -------
-    scores : (H, W) ndarray of float64
+    scores : (H, W) ndarray of float64 or float32
+        float32 (and float16) maps stay float32 so that thresholds are compared at the map's own
+        precision (see :func:`threshold_scores`); integer and boolean maps become float64.
 
     Raises
     ------
@@ -66,7 +68,7 @@ def as_scores(scores, image_id=None) -> np.ndarray:
         raise InputError(
             f"{where}: score map has dtype {scores.dtype}; expected float in [0, 1], uint8 or uint16"
         )
-    scores = scores.astype(np.float64)
+    scores = scores.astype(np.float64 if scores.dtype == np.float64 else np.float32)
     low, high = float(scores.min()), float(scores.max())
     if np.isnan(low) or np.isnan(high):
         raise InputError(f"{where}: score map contains NaN")
@@ -120,11 +122,11 @@ def as_mask(gt, image_id=None) -> np.ndarray:
 
 
 def threshold_scores(scores, threshold: float = 0.5) -> np.ndarray:
-    """Predicted target pixels: ``scores > threshold`` (strict), compared in float64.
+    """Predicted target pixels: ``scores > threshold`` (strict), at the map's own precision.
 
     Parameters
     ----------
-    scores : ndarray
+    scores : ndarray of float32 or float64
         Scores in [0, 1] (see :func:`as_scores`).
     threshold : float, optional
         τ; 0.5 on probabilities is the same prediction as 0 on logits.
@@ -132,8 +134,18 @@ def threshold_scores(scores, threshold: float = 0.5) -> np.ndarray:
     Returns
     -------
     pred : ndarray of bool
+
+    Notes
+    -----
+    A float32 map is compared with ``float32(threshold)``, as PyTorch and NumPy compare a float32
+    array with a Python number; a float64 map with the float64 threshold. So an 8-bit value
+    ``v / 255`` equal to τ (e.g. 153/255 = 0.6) is never above τ, whether the map arrives as
+    uint8, as float32 or as float64.
     """
-    return np.asarray(scores, dtype=np.float64) > float(threshold)
+    scores = np.asarray(scores)
+    if scores.dtype != np.float32:
+        scores = scores.astype(np.float64, copy=False)
+    return scores > scores.dtype.type(threshold)
 
 
 def iou_counts(pred, gt) -> tuple[int, int]:

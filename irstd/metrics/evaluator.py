@@ -221,14 +221,11 @@ class Evaluator:
         """
         hits = np.zeros(self.sweep.size, np.int64)
         fa = np.zeros(self.sweep.size, np.int64)
-        flat = np.sort(scores, axis=None)
-        cuts = self.sweep.astype(scores.dtype)  # compared at the map's precision
-        counts = flat.size - np.searchsorted(flat, cuts, side="right")  # |scores > t|
         cache = {0: (0, 0), pred_pixels: (match.hits, match.false_alarm_pixels)}
-        for k, (t, count) in enumerate(zip(self.sweep, counts)):
-            count = int(count)
+        for k, t in enumerate(self.sweep):
+            pred = threshold_scores(scores, t)
+            count = int(np.count_nonzero(pred))
             if count not in cache:
-                pred = threshold_scores(scores, t)
                 m = match_targets(pred, gt, self.max_distance, gt_components=targets)
                 cache[count] = (m.hits, m.false_alarm_pixels)
             hits[k], fa[k] = cache[count]

@@ -88,20 +88,26 @@ def components(mask) -> Components:
     over the foreground pixels only.
     """
     mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
+    row_any = np.flatnonzero(mask.any(axis=1))
+    if row_any.size == 0:
         return Components(
             np.zeros(mask.shape, np.int32), 0, np.zeros((0, 2)), np.zeros(0, np.int64)
         )
-    labels, count = ndimage.label(mask, structure=_EIGHT)
-    flat = np.flatnonzero(labels)
-    lab = labels.ravel()[flat]
-    rows, cols = np.divmod(flat, mask.shape[1])
+    # Label only the bounding box of the foreground (raster order is unchanged by cropping).
+    col_any = np.flatnonzero(mask[row_any[0] : row_any[-1] + 1].any(axis=0))
+    r0, r1, c0, c1 = row_any[0], row_any[-1] + 1, col_any[0], col_any[-1] + 1
+    crop, count = ndimage.label(mask[r0:r1, c0:c1], structure=_EIGHT)
+    flat = np.flatnonzero(crop)
+    lab = crop.ravel()[flat]
+    rows, cols = np.divmod(flat, c1 - c0)
     areas = np.bincount(lab, minlength=count + 1)[1:]
     # Float64 sums of integer coordinates are exact (below 2**53), so each centroid is one
-    # correctly rounded division, as in regionprops.
-    sum_r = np.bincount(lab, weights=rows, minlength=count + 1)[1:]
-    sum_c = np.bincount(lab, weights=cols, minlength=count + 1)[1:]
+    # correctly rounded division of the exact sum by the area, as in regionprops.
+    sum_r = np.bincount(lab, weights=rows, minlength=count + 1)[1:] + r0 * areas
+    sum_c = np.bincount(lab, weights=cols, minlength=count + 1)[1:] + c0 * areas
     centroids = np.stack([sum_r / areas, sum_c / areas], axis=1)
+    labels = np.zeros(mask.shape, np.int32)
+    labels[r0:r1, c0:c1] = crop
     return Components(labels, int(count), centroids, areas.astype(np.int64))
 
 

@@ -202,3 +202,38 @@ def test_library_boundary_accepts_any_score_source(tiny):
     with pytest.raises(InputError, match="two predictions"):
         np.save(pred / "a1.npy", np.zeros(SHAPES["a1"], np.float32))
         SavedPredictions(pred).path("a1")
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_cli_on_sirst_50_50_agrees_with_reference(tmp_path):
+    import os
+    import sys
+    from pathlib import Path
+
+    from scipy import ndimage
+
+    root = Path(os.environ.get("IRSTD_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")) / "SIRST"
+    split = root / "splits" / "dnanet_50_50" / "test.txt"
+    if not split.is_file():
+        pytest.skip(f"SIRST not found under {root} (set IRSTD_DATA)")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from reference_basicirstd import reference_evaluate
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    rng = np.random.default_rng(7)
+    pairs = []
+    for image_id in split.read_text().split():
+        gt = np.array(Image.open(root / "masks" / f"{image_id}.png"))
+        s = ndimage.gaussian_filter(ndimage.binary_dilation(gt > 127).astype(float), 0.8) * 1.4
+        s = np.floor(np.clip(s + rng.normal(0, 0.08, gt.shape), 0, 1) * 255).astype(np.uint8)
+        Image.fromarray(s).save(pred / f"{image_id}.png")
+        pairs.append((s.astype(np.float32) / 255.0, gt.astype(np.float32) / 255.0))
+    result = _run("--dataset", root, "--split", "dnanet_50_50/test", "--predictions", pred, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    ref = reference_evaluate(pairs)
+    assert data["images"] == 214 and data["targets"] == ref["targets"]
+    for key in ("miou", "niou", "pd", "fa"):
+        assert abs(data[key] - ref[key]) <= 1e-9, key

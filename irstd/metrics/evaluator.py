@@ -104,7 +104,7 @@ class Evaluator:
     ) -> None:
         threshold = float(threshold)
         if not 0.0 <= threshold <= 1.0:
-            raise InputError(f"--threshold: must lie in [0, 1], got {threshold:g}")
+            raise InputError(f"threshold: must lie in [0, 1], got {threshold:g}")
         if sweep is not None:
             sweep = np.asarray(sweep, dtype=np.float64).ravel()
             if sweep.size == 0 or np.isnan(sweep).any() or np.any(np.diff(sweep) <= 0):

@@ -9,6 +9,11 @@ from typer.core import TyperGroup
 
 from irstd.errors import InputError
 
+try:  # typer >= 0.22 vendors its own click: its main loop catches only that ClickException
+    from typer._click.exceptions import ClickException as _ClickException
+except ImportError:  # pragma: no cover - older typer running on the click package
+    _ClickException = click.ClickException
+
 #: Tables, progress and messages go to stderr; stdout carries only results asked for (--json ...).
 console = Console(stderr=True)
 
@@ -18,13 +23,13 @@ EXIT_USAGE = 2  # usage errors and unusable input
 EXIT_SKIPPED = 3  # finished, but some inputs were skipped under --skip-errors
 
 
-class InputFailure(click.ClickException):
+class InputFailure(_ClickException):
     """A one-line error about the user's input, exit status 2."""
 
     exit_code = EXIT_USAGE
 
     def show(self, file=None) -> None:  # noqa: D102 - click API
-        click.echo(f"irstd: error: {self.format_message()}", err=True)
+        typer.echo(f"irstd: error: {self.format_message()}", err=True)
 
 
 class IrstdGroup(TyperGroup):
@@ -34,7 +39,10 @@ class IrstdGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except InputError as exc:
-            raise InputFailure(str(exc)) from None
+            # Printed here and turned into typer.Exit: typer's main loop would render a
+            # ClickException as a rich panel instead of one line.
+            typer.echo(f"irstd: error: {exc}", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
 
 
 def new_app(**kwargs) -> typer.Typer:

@@ -36,6 +36,7 @@ import json
 import math
 import os
 import secrets
+import stat
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,41 +80,47 @@ _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 def _check_file(path: str | os.PathLike) -> Path:
     """Return ``Path(path)`` after checking that it names a non-empty regular file."""
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{path}: no such file")
-    if p.is_dir():
-        raise InputError(f"{path}: is a folder, expected an image file")
     try:
-        size = p.stat().st_size
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if size == 0:
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: is a folder, expected an image file")
+    if st.st_size == 0:
         raise InputError(f"{path}: empty file")
     return p
 
 
 def _sniff(p: Path) -> str:
     """Container format from the first bytes: 'png', 'tiff', 'jpeg', 'bmp' or 'other'."""
+    return _sniff_head(p)[0]
+
+
+def _sniff_head(p: Path) -> tuple[str, bytes]:
+    """(container format, first 32 bytes)."""
     try:
         with open(p, "rb") as f:
             head = f.read(32)
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
     if head.startswith(_PNG_MAGIC):
-        return "png"
+        return "png", head
     if head[:4] in _TIFF_MAGICS:
-        return "tiff"
+        return "tiff", head
     if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
+        return "jpeg", head
     if head.startswith(b"BM"):
-        return "bmp"
-    return "other"
+        return "bmp", head
+    return "other", head
 
 
-def _png_header(p: Path) -> tuple[int, int, int, int]:
+def _png_header(p: Path, head: bytes | None = None) -> tuple[int, int, int, int]:
     """(width, height, bit depth, colour type) from a PNG's IHDR chunk."""
-    with open(p, "rb") as f:
-        head = f.read(29)
+    if head is None or len(head) < 29:
+        with open(p, "rb") as f:
+            head = f.read(29)
     if len(head) < 29 or head[12:16] != b"IHDR":
         raise InputError(f"{p}: truncated or corrupt PNG (no IHDR chunk)")
     width = int.from_bytes(head[16:20], "big")
@@ -333,11 +340,11 @@ def read_image(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
     p = _check_file(path)
     if frame < 0:
         raise InputError(f"{path}: frame {frame} out of range")
-    kind = _sniff(p)
+    kind, head = _sniff_head(p)
     if kind == "tiff":
         return _read_tiff(p, frame)
     if kind == "png":
-        _, _, depth, _ = _png_header(p)
+        _, _, depth, _ = _png_header(p, head)
         if depth == 16:
             if frame:
                 raise InputError(f"{p}: frame {frame} out of range (the file has 1 frame)")
@@ -383,9 +390,9 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
         ``format``. Raises :class:`InputError` for an unreadable header.
     """
     p = _check_file(path)
-    kind = _sniff(p)
+    kind, head = _sniff_head(p)
     if kind == "png":
-        w, h, depth, _ = _png_header(p)
+        w, h, depth, _ = _png_header(p, head)
         if w == 0 or h == 0:
             raise InputError(f"{p}: zero-sized image ({w}x{h})")
         return {"width": w, "height": h, "dtype": "uint16" if depth == 16 else "uint8", "frames": 1, "format": "png"}

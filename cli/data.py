@@ -1,0 +1,76 @@
+"""``irstd data check`` and ``irstd synth``: parse, call :mod:`irstd.data` / :mod:`irstd.synth`, render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from irstd.cli._common import EXIT_FAILURE, EXIT_OK, console, new_app
+
+data_app = new_app(help="Inspect and validate datasets.")
+
+_MAX_IDS_SHOWN = 12
+
+
+def _fmt_ids(ids: list[str], details: dict) -> str:
+    shown = []
+    for i in ids[:_MAX_IDS_SHOWN]:
+        shown.append(f"{i} ({details[i]})" if i in details and not str(details[i]).startswith(i) else i)
+    more = len(ids) - len(shown)
+    return ", ".join(shown) + (f", ... (+{more} more)" if more > 0 else "")
+
+
+@data_app.command("check")
+def check(
+    root: Path = typer.Argument(..., help="Dataset folder with images/, masks/ and split files."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON on stdout."),
+    decode: bool = typer.Option(False, "--decode", help="Decode every image too (finds corrupt pixel data; slower)."),
+) -> None:
+    """Validate a dataset: missing files, size mismatches, non-binary or empty masks, split problems.
+
+    Exit status: 0 when no problem was found, 1 when problems were found (listed), 2 when ROOT is
+    not a usable dataset.
+    """
+    from irstd.data import check_dataset
+
+    with console.status(f"checking {root}"):
+        report = check_dataset(root, decode_images=decode)
+    f = report.facts
+    summary = Table(title=f"{report.root}", show_header=False, title_justify="left")
+    summary.add_column("fact", style="bold")
+    summary.add_column("value")
+    summary.add_row("layout", report.layout)
+    summary.add_row("images / masks / pairs", f"{f['images']} / {f['masks']} / {f['pairs']}")
+    if f["width_range"]:
+        summary.add_row(
+            "size (W x H)",
+            f"{f['width_range'][0]}-{f['width_range'][1]} x {f['height_range'][0]}-{f['height_range'][1]}"
+            f" ({f['distinct_sizes']} distinct)",
+        )
+    summary.add_row("image types", ", ".join(f"{k}: {v}" for k, v in f["image_dtypes"].items()) or "-")
+    summary.add_row("mask types", ", ".join(f"{k}: {v}" for k, v in f["mask_dtypes"].items()) or "-")
+    per = ", ".join(f"{k}: {v}" for k, v in f["targets_per_image"].items())
+    summary.add_row("targets (8-connected)", f"{f['targets']} (per image {per})" if per else str(f["targets"]))
+    if f["target_area_range"]:
+        summary.add_row(
+            "target area (px)",
+            f"{f['target_area_range'][0]}-{f['target_area_range'][1]}, median {f['target_area_median']:g}",
+        )
+    summary.add_row("splits", ", ".join(f"{k} ({v})" for k, v in f["splits"].items()) or "none")
+    console.print(summary)
+    if report.problems:
+        table = Table(title=f"{len(report.problems)} problem(s)", title_justify="left")
+        table.add_column("problem", style="bold red")
+        table.add_column("count", justify="right")
+        table.add_column("ids")
+        for p in report.problems:
+            table.add_row(p.message, str(len(p.ids)), _fmt_ids(p.ids, p.details))
+        console.print(table)
+    else:
+        console.print("[green]no problems found[/green]")
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILURE)

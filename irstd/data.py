@@ -18,7 +18,8 @@ top-level ``train.txt``, ``test.txt``,  ``trainval``, ``test`` ... (MSHNet, SeRa
 =====================================  =====================================================
 
 When two places give the same name, the first in this table keeps it and the other is named by
-its path relative to the dataset root (without ``.txt``).
+its path relative to the dataset root (without ``.txt``, or with it when that still clashes,
+e.g. a top-level ``test.txt`` beside ``splits/test.txt`` is ``test.txt``).
 """
 
 from __future__ import annotations
@@ -164,8 +165,9 @@ class Dataset:
         if split_file is not None:
             return _unique(read_split_file(split_file))
         if split is not None:
-            name = split[:-4] if split.endswith(".txt") else split
-            name = name.strip("/")
+            name = split.strip("/")
+            if name not in self.split_files and name.endswith(".txt"):
+                name = name[:-4]
             if name not in self.split_files:
                 avail = ", ".join(self.splits()) or "none"
                 raise InputError(f"--split: unknown split {split!r} in {self.root} (available: {avail})")
@@ -251,6 +253,8 @@ def _find_splits(root: Path) -> tuple[dict[str, Path], dict[str, str]]:
     for name, f, label in found:
         if name in names:
             name = f.relative_to(root).with_suffix("").as_posix()
+        if name in names:
+            name = f.relative_to(root).as_posix()  # e.g. top-level test.txt beside splits/test.txt
         if name in names:
             continue
         names[name] = f

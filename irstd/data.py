@@ -325,16 +325,10 @@ class CheckReport:
 
 
 def _binary_info(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """(bool mask, number of non-binary pixels) with the rules of :func:`irstd.io.read_mask`."""
-    if mask.dtype.kind == "f":
-        nonbin = int(np.count_nonzero((mask != 0) & (mask != 1)))
-        return mask > 0.5, nonbin
-    top = int(mask.max(initial=0))
-    if top <= 1:
-        return mask == 1, 0
-    full = np.iinfo(mask.dtype).max
+    """(bool mask, number of pixels neither 0 nor the full value) by :func:`irstd.io.read_mask`'s rule."""
+    full = io.mask_full_value(mask)
     nonbin = int(np.count_nonzero((mask != 0) & (mask != full)))
-    return mask > full // 2, nonbin
+    return io.mask_from_image(mask), nonbin
 
 
 def _split_role(leaf: str) -> str | None:

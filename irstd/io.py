@@ -52,6 +52,8 @@ __all__ = [
     "bit_depth_rule",
     "count_frames",
     "image_info",
+    "mask_from_image",
+    "mask_full_value",
     "read_frames",
     "read_image",
     "read_mask",
@@ -298,6 +300,9 @@ def _read_tiff(p: Path, frame: int) -> np.ndarray:
             page = tif.pages[frame]
             if 0 in tuple(getattr(page, "shape", (1,))):
                 raise InputError(f"{p}: zero-sized image {page.shape}")
+            if int(getattr(page, "photometric", 1)) in (5, 6, 8) and np.dtype(page.dtype) == np.uint8:
+                # CMYK, YCbCr, CIELab in 8 bits: Pillow's own conversion, bit-identical by definition
+                return _read_pillow(p, frame)
             arr = _tiff_page_to_grey(page, p)
         except InputError:
             raise
@@ -501,20 +506,41 @@ def bit_depth_rule(dtype: np.dtype | str, bit_depth: int | None = None) -> str:
     raise InputError(f"image: unsupported sample type {dt}")
 
 
+def mask_full_value(image: np.ndarray) -> float:
+    """The value that means "target" in a mask image (the other binary value is 0).
+
+    ``1`` when every value is 0 or 1 (0/1 masks, integer or float), else ``255`` for integer
+    masks whose values do not exceed 255 (8-bit masks, also when stored in 16 bits), else the
+    maximum of the type (65535 for 16-bit). Float masks: ``1.0``.
+    """
+    if image.dtype.kind == "f":
+        return 1.0
+    if image.dtype == np.bool_:
+        return 1
+    top = int(image.max(initial=0))
+    if top <= 1:
+        return 1
+    if top <= 255:
+        return 255
+    return int(np.iinfo(image.dtype).max)
+
+
+def mask_from_image(image: np.ndarray) -> np.ndarray:
+    """Binary mask from a mask image: ``image > mask_full_value(image) / 2``."""
+    if image.dtype == np.bool_:
+        return image.copy()
+    return image > mask_full_value(image) / 2
+
+
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a ground-truth mask as a 2-D ``bool`` array.
 
-    A pixel is target when its grey value is above half the range of its type (``> 127`` for
-    8-bit, ``> 32767`` for 16-bit, ``> 0.5`` for float). Exception: an 8- or 16-bit mask whose
-    values are all 0 or 1 is read as 0/1 (value 1 is target), the other common convention.
-    Colour masks go through the luma rule of :func:`read_image` first.
+    A pixel is target when its grey value is above half the mask's full value
+    (:func:`mask_full_value`): ``> 127`` for 8-bit 0/255 masks, ``> 32767`` for 16-bit
+    0/65535 masks, ``> 0.5`` for float masks, and value 1 for 0/1 masks (the other common
+    convention). Colour masks go through the luma rule of :func:`read_image` first.
     """
-    m = read_image(path)
-    if m.dtype.kind == "f":
-        return m > 0.5
-    if m.max(initial=0) <= 1:
-        return m == 1
-    return m > (np.iinfo(m.dtype).max // 2)
+    return mask_from_image(read_image(path))
 
 
 def read_scores(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -262,6 +262,7 @@ def test_missing_and_folder(tmp_path):
         io.read_image(tmp_path)
 
 
+@pytest.mark.filterwarnings("ignore:.*zero-size")
 def test_zero_sized_tiff(tmp_path):
     path = tmp_path / "zero.tif"
     tifffile.imwrite(path, np.zeros((0, 5), np.uint8))
@@ -343,3 +344,39 @@ def test_atomic_write_cleans_up_and_keeps_old_file(tmp_path):
 def test_write_json(tmp_path):
     path = io.write_json(tmp_path / "r.json", {"a": np.float32(0.5), "b": np.arange(3), "c": float("nan")})
     assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1, 2], "c": None}
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "RGB", "RGBA", "P", "CMYK"])
+@pytest.mark.parametrize("compression", [None, "tiff_deflate", "tiff_lzw"])
+def test_tiff_8bit_modes_match_pillow(tmp_path, rng, mode, compression):
+    if mode == "1":
+        im = Image.fromarray(rng.integers(0, 2, (13, 17)).astype(bool))
+    elif mode == "P":
+        im = Image.fromarray(rng.integers(0, 256, (13, 17), dtype=np.uint8), "P")
+        im.putpalette(rng.integers(0, 256, 768, dtype=np.uint8).tobytes())
+    else:
+        bands = len(mode)
+        im = Image.fromarray(rng.integers(0, 256, (13, 17, bands) if bands > 1 else (13, 17), dtype=np.uint8), mode)
+    path = tmp_path / "x.tif"
+    im.save(path, compression=compression)
+    with Image.open(path) as ref:
+        expected = np.asarray(ref.convert("L"))
+    np.testing.assert_array_equal(io.read_image(path), expected)
+
+
+def test_tiff_16bit_rgb_and_planar(tmp_path, rng):
+    rgb = rng.integers(0, 65536, (5, 6, 3), dtype=np.uint16)
+    expected = np.rint(0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "c.tif"), expected)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "p.tif"), expected)
+
+
+def test_mask_rule_values():
+    assert io.mask_full_value(np.array([0, 1], np.uint8)) == 1
+    assert io.mask_full_value(np.array([0, 255], np.uint16)) == 255  # 8-bit mask stored in 16 bits
+    assert io.mask_full_value(np.array([0, 65535], np.uint16)) == 65535
+    assert io.mask_full_value(np.array([0.0, 1.0], np.float32)) == 1.0
+    np.testing.assert_array_equal(io.mask_from_image(np.array([0, 200, 255], np.uint16)), [False, True, True])
+    np.testing.assert_array_equal(io.mask_from_image(np.array([0.2, 0.6], np.float32)), [False, True])

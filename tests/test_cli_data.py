@@ -10,7 +10,23 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from irstd.cli.main import app
-from tests.test_data import make_dataset, write_lines
+
+
+def make_dataset(root, ids=("a", "b", "c", "d"), size=(12, 16)):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in ids:
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8), "RGB").save(root / "images" / f"{i}.png")
+        m = np.zeros(size, np.uint8)
+        m[3:5, 4:6] = 255
+        Image.fromarray(m).save(root / "masks" / f"{i}.png")
+    return root
+
+
+def write_lines(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def run(*args):

@@ -296,6 +296,7 @@ def _read_tiff(p: Path, frame: int) -> np.ndarray:
             raise InputError(f"{p}: not a readable TIFF (no pages)")
         if not 0 <= frame < n:
             raise InputError(f"{p}: frame {frame} out of range (the file has {n} frame{'s' * (n != 1)})")
+        page = None
         try:
             page = tif.pages[frame]
             if 0 in tuple(getattr(page, "shape", (1,))):
@@ -307,7 +308,13 @@ def _read_tiff(p: Path, frame: int) -> np.ndarray:
         except InputError:
             raise
         except Exception as exc:
-            # e.g. a compression tifffile cannot decode without imagecodecs: Pillow may.
+            # e.g. LZW or JPEG compression, which tifffile decodes only with imagecodecs: Pillow
+            # reads those for 8-bit, 16-bit grey and float data, but would truncate 16-bit colour.
+            if int(getattr(page, "samplesperpixel", 1)) > 1 and int(getattr(page, "bitspersample", 8)) > 8:
+                raise InputError(
+                    f"{p}: cannot decode this {page.bitspersample}-bit colour TIFF ({_reason(exc)}; "
+                    f"install the 'imagecodecs' package)"
+                ) from None
             try:
                 return _read_pillow(p, frame)
             except InputError:

@@ -380,3 +380,12 @@ def test_mask_rule_values():
     assert io.mask_full_value(np.array([0.0, 1.0], np.float32)) == 1.0
     np.testing.assert_array_equal(io.mask_from_image(np.array([0, 200, 255], np.uint16)), [False, True, True])
     np.testing.assert_array_equal(io.mask_from_image(np.array([0.2, 0.6], np.float32)), [False, True])
+
+
+def test_lzw_tiff_16bit_grey_via_fallback(tmp_path, rng):
+    # tifffile needs imagecodecs for LZW; the reader falls back to Pillow, which keeps 16 bits
+    u16 = rng.integers(0, 65536, (7, 9), dtype=np.uint16)
+    Image.fromarray(u16).save(tmp_path / "g.tif", compression="tiff_lzw")
+    got = io.read_image(tmp_path / "g.tif")
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, u16)

@@ -51,6 +51,7 @@ __all__ = [
     "atomic_write",
     "bit_depth_rule",
     "count_frames",
+    "image_facts",
     "image_info",
     "mask_from_image",
     "mask_full_value",
@@ -443,16 +444,29 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
     return {"width": w, "height": h, "dtype": dtype, "frames": frames, "format": fmt}
 
 
-def _check_bit_depth(dtype: np.dtype, bit_depth: int | None) -> int | None:
+def image_facts(path: str | os.PathLike, bit_depth: int | None = None) -> dict[str, Any]:
+    """What :func:`read_image` makes of a file: size, frames, type, value range of frame 0 and the
+    bit depth rule of :func:`to_float` (decodes the first frame)."""
+    info = image_info(path)
+    image = read_image(path)
+    return {
+        "path": str(path),
+        "format": info["format"],
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+        "frames": info["frames"],
+        "dtype": str(image.dtype),
+        "min": float(np.nanmin(image)) if image.dtype.kind == "f" else int(image.min()),
+        "max": float(np.nanmax(image)) if image.dtype.kind == "f" else int(image.max()),
+        "bit_depth_rule": bit_depth_rule(image.dtype, bit_depth),
+    }
+
+
+def _check_bit_depth(bit_depth: int | None) -> int | None:
     if bit_depth is None:
         return None
-    if not isinstance(bit_depth, (int, np.integer)) or isinstance(bit_depth, bool):
-        raise InputError(f"--bit-depth: expected an integer, got {bit_depth!r}")
-    limit = 8 if dtype == np.uint8 else 16
-    if dtype.kind == "f":
-        return None
-    if not 1 <= int(bit_depth) <= limit:
-        raise InputError(f"--bit-depth: {bit_depth} is not valid for {dtype} data (1..{limit})")
+    if not isinstance(bit_depth, (int, np.integer)) or isinstance(bit_depth, bool) or not 1 <= bit_depth <= 16:
+        raise InputError(f"--bit-depth: expected an integer from 1 to 16, got {bit_depth!r}")
     return int(bit_depth)
 
 
@@ -464,26 +478,27 @@ def to_float(image: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
     image : ndarray
         ``uint8``, ``uint16``, ``bool`` or float array (any shape).
     bit_depth : int, optional
-        Significant bits of integer data, e.g. 14 for a 14-bit camera stored in ``uint16``.
-        Default: the full range of the type (8 for ``uint8``, 16 for ``uint16``). Ignored for
-        float data.
+        Significant bits of 16-bit data, e.g. 14 for a 14-bit camera stored in ``uint16``
+        (1 to 16; default 16, the full range). Applies to ``uint16`` data only: 8-bit data is
+        always divided by 255 and float data is used as is, so one setting serves a dataset
+        that mixes 8- and 16-bit files.
 
     Returns
     -------
     out : ndarray of float32
-        ``uint8 / (2**bit_depth - 1)`` (255 by default), ``uint16 / (2**bit_depth - 1)``
-        (65535 by default), both clipped to [0, 1]; ``bool`` as 0/1; float data unchanged
-        (cast to float32). See :func:`bit_depth_rule`.
+        ``uint8 / 255``; ``uint16 / (2**bit_depth - 1)`` clipped to [0, 1]; ``bool`` as 0/1;
+        float data unchanged (cast to float32). See :func:`bit_depth_rule`.
     """
     image = np.asarray(image)
     dt = image.dtype
-    bits = _check_bit_depth(dt, bit_depth)
+    bits = _check_bit_depth(bit_depth) or 16
     if dt == np.bool_:
         return image.astype(np.float32)
-    if dt == np.uint8 or dt == np.uint16:
-        bits = bits or (8 if dt == np.uint8 else 16)
+    if dt == np.uint8:
+        return image.astype(np.float32) / np.float32(255)
+    if dt == np.uint16:
         out = image.astype(np.float32) / np.float32(2**bits - 1)
-        if bits < dt.itemsize * 8:
+        if bits < 16:
             np.clip(out, 0.0, 1.0, out=out)
         return out
     if dt.kind == "f":
@@ -500,14 +515,15 @@ def bit_depth_rule(dtype: np.dtype | str, bit_depth: int | None = None) -> str:
     'uint16 / 16383 (14-bit), clipped to [0, 1]'
     """
     dt = np.dtype(dtype)
-    bits = _check_bit_depth(dt, bit_depth)
+    bits = _check_bit_depth(bit_depth) or 16
     if dt == np.bool_:
         return "bool as 0/1"
-    if dt == np.uint8 or dt == np.uint16:
-        full = dt.itemsize * 8
-        bits = bits or full
-        rule = f"{dt} / {2**bits - 1} ({bits}-bit{' full range' if bits == full else ''})"
-        return rule + (", clipped to [0, 1]" if bits < full else "")
+    if dt == np.uint8:
+        return "uint8 / 255 (8-bit full range)"
+    if dt == np.uint16:
+        if bits == 16:
+            return "uint16 / 65535 (16-bit full range)"
+        return f"uint16 / {2**bits - 1} ({bits}-bit), clipped to [0, 1]"
     if dt.kind == "f":
         return f"{dt} used as is"
     raise InputError(f"image: unsupported sample type {dt}")

@@ -107,3 +107,47 @@ def test_check_decode_reports_bad_image_files(tmp_path, content, problem):
     probs = {p["kind"]: p for p in json.loads(result.stdout)["problems"]}
     assert probs["unreadable_image"]["ids"] == ["b"]
     assert problem in probs["unreadable_image"]["details"]["b"] and "b.png" in probs["unreadable_image"]["details"]["b"]
+
+
+# ---- irstd data info: one image file at a time, bad files -> exit 2, one line -------------
+
+
+def test_info_reads_8_and_16_bit(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((5, 6), 4000, np.uint16))
+    Image.fromarray(np.full((3, 4), 7, np.uint8)).save(tmp_path / "b.bmp")
+    result = run("data", "info", tmp_path / "a.png", tmp_path / "b.bmp", "--bit-depth", 14, "--json")
+    assert result.exit_code == 0, result.output
+    a, b = json.loads(result.stdout)
+    assert (a["dtype"], a["width"], a["height"], a["max"]) == ("uint16", 6, 5, 4000)
+    assert a["bit_depth_rule"] == "uint16 / 16383 (14-bit), clipped to [0, 1]"
+    assert (b["dtype"], b["bit_depth_rule"]) == ("uint8", "uint8 / 255 (8-bit full range)")
+
+
+def _bad(tmp_path, kind):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(good)
+    path = tmp_path / f"{kind}.png"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(good.read_bytes()[:300])
+    elif kind == "text":
+        path.write_text("not an image\n")
+    elif kind == "zero":
+        import tifffile
+
+        path = tmp_path / "zero.tif"
+        tifffile.imwrite(path, np.zeros((0, 4), np.uint8))
+    elif kind == "folder":
+        path = tmp_path / "folder.png"
+        path.mkdir()
+    return path  # "missing": never written
+
+
+@pytest.mark.filterwarnings("ignore:.*zero-size")
+@pytest.mark.parametrize("kind", ["empty", "truncated", "text", "zero", "missing", "folder"])
+def test_info_bad_file_exit_2_one_line(tmp_path, kind):
+    path = _bad(tmp_path, kind)
+    _one_line_error(run("data", "info", tmp_path / "good.png", path), str(path))

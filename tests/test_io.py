@@ -162,10 +162,10 @@ def test_to_float_rules():
     f = np.array([-0.5, 2.0], np.float32)
     np.testing.assert_array_equal(io.to_float(f), f)
     assert io.to_float(u8).dtype == np.float32
-    with pytest.raises(InputError, match="bit-depth"):
-        io.to_float(u16, bit_depth=17)
-    with pytest.raises(InputError, match="bit-depth"):
-        io.to_float(u8, bit_depth=12)
+    np.testing.assert_array_equal(io.to_float(u8, bit_depth=14), io.to_float(u8))  # 16-bit data only
+    for bad in (0, 17, 2.5):
+        with pytest.raises(InputError, match="bit-depth"):
+            io.to_float(u16, bit_depth=bad)
 
 
 def test_bit_depth_rule_strings():
@@ -173,6 +173,7 @@ def test_bit_depth_rule_strings():
     assert io.bit_depth_rule(np.uint16) == "uint16 / 65535 (16-bit full range)"
     assert io.bit_depth_rule("uint16", 14) == "uint16 / 16383 (14-bit), clipped to [0, 1]"
     assert io.bit_depth_rule("float32") == "float32 used as is"
+    assert io.bit_depth_rule("uint8", 14) == "uint8 / 255 (8-bit full range)"
 
 
 # ---- masks and scores ----------------------------------------------------------------------

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import click
 import typer
+
+try:  # typer >= 0.24 vendors click; only its ClickException is handled by typer's main loop
+    from typer import _click as click
+except ImportError:  # pragma: no cover - older typer uses the click package
+    import click
 from rich.console import Console
 from typer.core import TyperGroup
 
 from irstd.errors import InputError
-
-try:  # typer >= 0.22 vendors its own click: its main loop catches only that ClickException
-    from typer._click.exceptions import ClickException as _ClickException
-except ImportError:  # pragma: no cover - older typer running on the click package
-    _ClickException = click.ClickException
 
 #: Tables, progress and messages go to stderr; stdout carries only results asked for (--json ...).
 console = Console(stderr=True)
@@ -23,13 +22,13 @@ EXIT_USAGE = 2  # usage errors and unusable input
 EXIT_SKIPPED = 3  # finished, but some inputs were skipped under --skip-errors
 
 
-class InputFailure(_ClickException):
+class InputFailure(click.ClickException):
     """A one-line error about the user's input, exit status 2."""
 
     exit_code = EXIT_USAGE
 
     def show(self, file=None) -> None:  # noqa: D102 - click API
-        typer.echo(f"irstd: error: {self.format_message()}", err=True)
+        click.echo(f"irstd: error: {self.format_message()}", err=True)
 
 
 class IrstdGroup(TyperGroup):
@@ -39,9 +38,8 @@ class IrstdGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except InputError as exc:
-            # Printed here and turned into typer.Exit: typer's main loop would render a
-            # ClickException as a rich panel instead of one line.
-            typer.echo(f"irstd: error: {exc}", err=True)
+            # Printed here: typer renders a raised ClickException as a rich box, not one line.
+            click.echo(f"irstd: error: {exc}", err=True)
             raise typer.Exit(EXIT_USAGE) from None
 
 

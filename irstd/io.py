@@ -388,9 +388,24 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
 
     Yields 2-D grey arrays with the rules of :func:`read_image`.
     """
-    n = count_frames(path)
-    for i in range(n):
-        yield read_image(path, frame=i)
+    p = _check_file(path)
+    if _sniff(p) != "tiff":
+        for i in range(count_frames(p)):
+            yield read_image(p, frame=i)
+        return
+    n = count_frames(p)
+    with _open_tiff(p) as tif:  # one open for the whole stack
+        for i in range(n):
+            try:
+                page = tif.pages[i]
+                if int(getattr(page, "photometric", 1)) in (5, 6, 8):
+                    raise ValueError("decoded by Pillow")
+                arr = _check_size(_tiff_page_to_grey(page, p), p)
+            except InputError:
+                raise
+            except Exception:
+                arr = _read_tiff(p, i)  # same rules and fallbacks as read_image
+            yield arr
 
 
 def image_info(path: str | os.PathLike) -> dict[str, Any]:

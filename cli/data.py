@@ -51,6 +51,7 @@ def check(
             f" ({f['distinct_sizes']} distinct)",
         )
     summary.add_row("image types", ", ".join(f"{k}: {v}" for k, v in f["image_dtypes"].items()) or "-")
+    summary.add_row("stored as", ", ".join(f"{k}: {v}" for k, v in f["image_colour"].items()) or "-")
     summary.add_row("mask types", ", ".join(f"{k}: {v}" for k, v in f["mask_dtypes"].items()) or "-")
     per = ", ".join(f"{k}: {v}" for k, v in f["targets_per_image"].items())
     summary.add_row("targets (8-connected)", f"{f['targets']} (per image {per})" if per else str(f["targets"]))

@@ -415,15 +415,16 @@ def check_dataset(root: str | os.PathLike, decode_images: bool = False, progress
     # images: header only
     sizes: dict[str, tuple[int, int]] = {}
     dtypes: Counter = Counter()
+    colours: Counter = Counter()
     unreadable_img: dict[str, str] = {}
     for i in image_ids:
         try:
+            info = io.image_info(ds.image_path(i))
+            shape, dtype = (info["height"], info["width"]), info["dtype"]
+            colours[info["colour"]] += 1
             if decode_images:
                 img = io.read_image(ds.image_path(i))
                 shape, dtype = img.shape, str(img.dtype)
-            else:
-                info = io.image_info(ds.image_path(i))
-                shape, dtype = (info["height"], info["width"]), info["dtype"]
         except InputError as exc:
             unreadable_img[i] = str(exc)
             continue
@@ -500,6 +501,7 @@ def check_dataset(root: str | os.PathLike, decode_images: bool = False, progress
         "height_range": [min(hs), max(hs)] if hs else None,
         "distinct_sizes": len(set(sizes.values())),
         "image_dtypes": dict(sorted(dtypes.items())),
+        "image_colour": dict(sorted(colours.items())),
         "mask_dtypes": dict(sorted(mask_dtypes.items())),
         "targets": n_targets,
         "targets_per_image": {str(k): v for k, v in sorted(targets_per_image.items())},

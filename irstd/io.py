@@ -414,16 +414,22 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
     Returns
     -------
     info : dict
-        ``width``, ``height``, ``dtype`` (of :func:`read_image`'s result), ``frames`` and
-        ``format``. Raises :class:`InputError` for an unreadable header.
+        ``width``, ``height``, ``dtype`` (of :func:`read_image`'s result), ``frames``,
+        ``format`` and ``colour`` (``grey``, ``grey+alpha``, ``rgb``, ``rgba``, ``palette``,
+        ``bilevel`` or ``other``: what the file stores before the grey conversion). Raises
+        :class:`InputError` for an unreadable header.
     """
     p = _check_file(path)
     kind, head = _sniff_head(p)
     if kind == "png":
-        w, h, depth, _ = _png_header(p, head)
+        w, h, depth, ctype = _png_header(p, head)
         if w == 0 or h == 0:
             raise InputError(f"{p}: zero-sized image ({w}x{h})")
-        return {"width": w, "height": h, "dtype": "uint16" if depth == 16 else "uint8", "frames": 1, "format": "png"}
+        colour = {0: "grey", 2: "rgb", 3: "palette", 4: "grey+alpha", 6: "rgba"}.get(ctype, "other")
+        if ctype == 0 and depth == 1:
+            colour = "bilevel"
+        return {"width": w, "height": h, "dtype": "uint16" if depth == 16 else "uint8", "frames": 1,
+                "format": "png", "colour": colour}
     if kind == "tiff":
         with _open_tiff(p) as tif:
             if not tif.pages:
@@ -436,12 +442,23 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
                 dt = np.dtype(np.float32)
             elif dt.itemsize > 1:
                 dt = np.dtype(np.uint16)
+            photometric = int(getattr(page, "photometric", 1))
+            spp = int(getattr(page, "samplesperpixel", 1))
+            if photometric == 3:
+                colour = "palette"
+            elif photometric == 2:
+                colour = "rgba" if spp >= 4 else "rgb"
+            elif photometric in (0, 1):
+                colour = "bilevel" if page.bitspersample == 1 else ("grey+alpha" if spp == 2 else "grey")
+            else:
+                colour = "other"
             return {
                 "width": int(page.imagewidth),
                 "height": int(page.imagelength),
                 "dtype": str(dt),
                 "frames": len(tif.pages),
                 "format": "tiff",
+                "colour": colour,
             }
     from PIL import Image
 
@@ -456,7 +473,9 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
     if w == 0 or h == 0:
         raise InputError(f"{p}: zero-sized image ({w}x{h})")
     dtype = "float32" if mode == "F" else "uint16" if mode.startswith("I") else "uint8"
-    return {"width": w, "height": h, "dtype": dtype, "frames": frames, "format": fmt}
+    colour = {"1": "bilevel", "L": "grey", "LA": "grey+alpha", "P": "palette", "PA": "palette", "RGB": "rgb",
+              "RGBA": "rgba"}.get(mode, "grey" if mode.startswith("I") or mode == "F" else "other")
+    return {"width": w, "height": h, "dtype": dtype, "frames": frames, "format": fmt, "colour": colour}
 
 
 def image_facts(path: str | os.PathLike, bit_depth: int | None = None) -> dict[str, Any]:

@@ -390,3 +390,13 @@ def test_lzw_tiff_16bit_grey_via_fallback(tmp_path, rng):
     got = io.read_image(tmp_path / "g.tif")
     assert got.dtype == np.uint16
     np.testing.assert_array_equal(got, u16)
+
+
+def test_image_info_colour(tmp_path, rng):
+    Image.fromarray(rng.integers(0, 256, (4, 5, 3), dtype=np.uint8), "RGB").save(tmp_path / "a.png")
+    Image.fromarray(rng.integers(0, 256, (4, 5), dtype=np.uint8)).convert("P").save(tmp_path / "b.png")
+    Image.fromarray(rng.integers(0, 256, (4, 5, 4), dtype=np.uint8), "RGBA").save(tmp_path / "c.png")
+    tifffile.imwrite(tmp_path / "d.tif", rng.integers(0, 256, (4, 5, 3), dtype=np.uint8), photometric="rgb")
+    tifffile.imwrite(tmp_path / "e.tif", rng.integers(0, 256, (4, 5), dtype=np.uint16))
+    got = [io.image_info(tmp_path / n)["colour"] for n in ("a.png", "b.png", "c.png", "d.tif", "e.tif")]
+    assert got == ["rgb", "palette", "rgba", "rgb", "grey"]

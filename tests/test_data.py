@@ -264,3 +264,14 @@ def test_real_sirst_finds_exactly_misc_111():
     assert len(ds.ids("test")) == 86 and len(ds.ids("dnanet_50_50/test")) == 214
     with pytest.raises(InputError, match="Misc_111"):
         ds.read_pair("Misc_111")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_real_mdvsfa_is_clean():
+    root = _data_root() / "MDvsFA"
+    if not (root / "images").is_dir():
+        pytest.skip(f"MDvsFA not found at {root} (set IRSTD_DATA)")
+    report = check_dataset(root)
+    assert report.ok, [(p.kind, p.ids[:5]) for p in report.problems]
+    assert report.facts["pairs"] == 10078 and report.facts["splits"] == {"test": 100, "train": 9978}

@@ -246,7 +246,7 @@ def protocol(
         "threshold": float(threshold),
         "threshold_rule": "score > threshold (strict); PNG maps as value / max of their dtype",
         "resolution": "native",
-        "gt_binarisation": "mask > half the dtype range (0/1 masks: value 1)",
+        "gt_binarisation": "mask > half its full value (0/255 masks: > 127; 0/1 masks: value 1)",
         "matching": (
             f"8-connected components; unweighted centroids; Euclidean centroid distance < "
             f"{MATCH_DISTANCE:g} px; greedy first-found in label order, each component used once"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from irstd.errors import InputError
+from irstd.io import mask_from_image
 
 __all__ = [
     "EPS",
@@ -81,15 +82,15 @@ def as_scores(scores, image_id=None) -> np.ndarray:
 
 
 def as_mask(gt, image_id=None) -> np.ndarray:
-    """Binarise a ground-truth mask once.
+    """Binarise a ground-truth mask once, with the rule of :func:`irstd.io.read_mask`.
 
     Parameters
     ----------
     gt : (H, W) ndarray
-        Boolean mask (used as is); integer mask whose values are all 0 or 1 (``gt != 0``);
-        other integer masks are foreground where the value exceeds half the dtype's range
-        (``> 127`` for uint8, ``> 32767`` for uint16, ``> 127`` for other integer types);
-        floating masks are foreground where ``> 0.5``.
+        Boolean mask (used as is), or a mask image: a pixel is target when its value is above
+        half the mask's full value (:func:`irstd.io.mask_full_value`): ``> 127`` for 0/255
+        masks, ``> 32767`` for 16-bit 0/65535 masks, ``> 0.5`` for float masks, value 1 for 0/1
+        masks.
     image_id : str, optional
         Named in error messages.
 
@@ -109,16 +110,11 @@ def as_mask(gt, image_id=None) -> np.ndarray:
         raise InputError(f"{where}: ground-truth mask must be 2-D (H, W), got shape {gt.shape}")
     if gt.dtype == np.bool_:
         return gt
-    if np.issubdtype(gt.dtype, np.integer):
-        if gt.size and gt.min() >= 0 and gt.max() <= 1:
-            return gt != 0
-        half = 32767 if gt.dtype == np.uint16 else 127
-        return gt > half
-    if np.issubdtype(gt.dtype, np.floating):
-        if np.isnan(gt).any():
-            raise InputError(f"{where}: ground-truth mask contains NaN")
-        return gt > 0.5
-    raise InputError(f"{where}: ground-truth mask has unsupported dtype {gt.dtype}")
+    if gt.dtype.kind not in "uif":
+        raise InputError(f"{where}: ground-truth mask has unsupported dtype {gt.dtype}")
+    if gt.dtype.kind == "f" and np.isnan(gt).any():
+        raise InputError(f"{where}: ground-truth mask contains NaN")
+    return mask_from_image(gt)
 
 
 def threshold_scores(scores, threshold: float = 0.5) -> np.ndarray:

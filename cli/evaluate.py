@@ -59,6 +59,9 @@ def evaluate(
     skip_errors: bool = typer.Option(
         False, "--skip-errors", help="Skip unusable ids (missing/bad/size-mismatched maps), list them, exit 3."
     ),
+    pd_fa_step: float = typer.Option(
+        0.01, "--pd-fa-step", min=0.0, max=1.0, help="Threshold step of the Pd-Fa curve (1/STEP must be whole); 0 skips the curve (faster)."
+    ),
 ) -> None:
     """Score saved prediction maps against a dataset split (IoU, nIoU, Pd, Fa, P/R/F1, ROC, PR).
 
@@ -73,6 +76,7 @@ def evaluate(
         jsonable,
         protocol,
         report,
+        sweep_thresholds,
         write_report,
     )
 
@@ -80,6 +84,7 @@ def evaluate(
         raise InputError("--split/--split-file: give one of them, not both")
     if split is None and split_file is None:
         raise InputError("--split or --split-file: say which ids to evaluate (e.g. --split test)")
+    sweep = sweep_thresholds(pd_fa_step)
     if out is not None:
         check_out_dir(out, overwrite)  # before any work
     ds = open_dataset(dataset)
@@ -100,6 +105,7 @@ def evaluate(
             ids,
             source,
             threshold=threshold,
+            sweep=sweep,
             skip_errors=skip_errors,
             progress=lambda done, total, _id: bar.update(task, completed=done),
         )

@@ -35,6 +35,7 @@ __all__ = [
     "jsonable",
     "protocol",
     "report",
+    "sweep_thresholds",
     "write_report",
 ]
 
@@ -115,6 +116,26 @@ class EvaluationResult:
 
 def _wh(shape) -> str:
     return f"{shape[1]}x{shape[0]}"
+
+
+def sweep_thresholds(step: float = 0.01) -> np.ndarray | None:
+    """Pd–Fa sweep thresholds ``0, step, 2·step, ..., 1`` (``k / n`` exactly, n = 1 / step).
+
+    Parameters
+    ----------
+    step : float
+        Must divide 1 (0.01, 0.02, 0.05, 0.1, ...); 0 means no sweep (returns None).
+
+    Returns
+    -------
+    ndarray or None
+    """
+    if step == 0:
+        return None
+    n = round(1.0 / step) if step > 0 else 0
+    if step < 0 or n < 1 or abs(n * step - 1.0) > 1e-9:
+        raise InputError(f"--pd-fa-step: must divide 1 (e.g. 0.01, 0.05, 0.1) or be 0, got {step:g}")
+    return np.arange(n + 1) / float(n)
 
 
 def evaluate(
@@ -235,7 +256,6 @@ def protocol(
     split_file: str | os.PathLike | None = None,
     predictions: str | os.PathLike | None = None,
     threshold: float = 0.5,
-    sweep=DEFAULT_SWEEP,
 ) -> dict[str, Any]:
     """The protocol fields recorded next to every reported number."""
     return {

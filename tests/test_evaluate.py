@@ -118,6 +118,18 @@ def test_cli_out_folder_and_no_overwrite(tiny, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["threshold"] == 0.9
 
 
+def test_cli_pd_fa_step(tiny, tmp_path):
+    root, pred, _ = tiny
+    result = _run("--dataset", root, "--split", "test", "--predictions", pred, "--json", "--pd-fa-step", 0.1)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["pd_fa_curve"]["thresholds"] == [k / 10 for k in range(11)]
+    out = tmp_path / "run"
+    result = _run("--dataset", root, "--split", "test", "--predictions", pred, "--json", "--pd-fa-step", 0, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "pd_fa_curve" not in json.loads(result.stdout) and not (out / "pd_fa.png").exists()
+    _one_line_error(_run("--dataset", root, "--split", "test", "--predictions", pred, "--pd-fa-step", 0.3), "--pd-fa-step")
+
+
 def test_cli_split_file(tiny, tmp_path):
     root, pred, expected = tiny
     split = tmp_path / "two.txt"

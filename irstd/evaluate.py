@@ -82,7 +82,13 @@ class SavedPredictions:
         return found[0]
 
     def __call__(self, image_id: str) -> np.ndarray:
-        return io.read_scores(self.path(image_id))
+        path = self.path(image_id)
+        scores = io.read_scores(path)
+        if path.suffix == ".npy" and np.load(path, mmap_mode="r").dtype in (np.float32, np.float16):
+            # Back to the stored precision (exact), so that thresholds are compared as for the
+            # in-memory float32 map (see irstd.metrics.threshold_scores).
+            scores = scores.astype(np.float32)
+        return scores
 
     def describe(self, image_id: str) -> str:
         """How error messages name the map of ``image_id``."""

@@ -130,6 +130,24 @@ def test_cli_pd_fa_step(tiny, tmp_path):
     _one_line_error(_run("--dataset", root, "--split", "test", "--predictions", pred, "--pd-fa-step", 0.3), "--pd-fa-step")
 
 
+def test_npy_float32_and_png_agree_at_an_8bit_threshold(tiny, tmp_path):
+    root, _, _ = tiny
+    png, npy = tmp_path / "png", tmp_path / "npy"
+    png.mkdir()
+    npy.mkdir()
+    rng = np.random.default_rng(3)
+    for image_id, shape in SHAPES.items():
+        v = rng.choice(np.array([0, 152, 153, 154, 255], np.uint8), size=shape)  # 153/255 = 0.6
+        Image.fromarray(v).save(png / f"{image_id}.png")
+        np.save(npy / f"{image_id}.npy", v.astype(np.float32) / np.float32(255))
+    a = _run("--dataset", root, "--split", "test", "--predictions", png, "--json", "--threshold", 0.6)
+    b = _run("--dataset", root, "--split", "test", "--predictions", npy, "--json", "--threshold", 0.6)
+    assert a.exit_code == b.exit_code == 0, a.output + b.output
+    da, db = json.loads(a.stdout), json.loads(b.stdout)
+    for key in ("miou", "niou", "pd", "fa", "precision", "recall", "f1", "tp", "fp"):
+        assert da[key] == pytest.approx(db[key], abs=1e-12), key
+
+
 def test_cli_split_file(tiny, tmp_path):
     root, pred, expected = tiny
     split = tmp_path / "two.txt"

@@ -65,8 +65,9 @@ def evaluate(
 ) -> None:
     """Score saved prediction maps against a dataset split (IoU, nIoU, Pd, Fa, P/R/F1, ROC, PR).
 
-    Definitions follow BasicIRSTD at native resolution (docs/metrics.md). Exit status: 0; 2 for
-    unusable input; 3 when ids were skipped under --skip-errors.
+    Definitions follow BasicIRSTD at native resolution (docs/metrics.md).
+
+    Exit status: 0 done; 2 unusable input; 3 some ids skipped under --skip-errors.
     """
     from irstd.data import open_dataset
     from irstd.evaluate import (

@@ -88,27 +88,32 @@ def components(mask) -> Components:
     over the foreground pixels only.
     """
     mask = np.asarray(mask, dtype=bool)
+    crop, box, count, centroids, areas = _measure(mask)
+    labels = np.zeros(mask.shape, np.int32)
+    if count:
+        labels[box] = crop
+    return Components(labels, count, centroids, areas)
+
+
+def _measure(mask):
+    """Label the foreground's bounding box; centroids and areas (no full-size label image)."""
     row_any = np.flatnonzero(mask.any(axis=1))
     if row_any.size == 0:
-        return Components(
-            np.zeros(mask.shape, np.int32), 0, np.zeros((0, 2)), np.zeros(0, np.int64)
-        )
+        return None, None, 0, np.zeros((0, 2)), np.zeros(0, np.int64)
     # Label only the bounding box of the foreground (raster order is unchanged by cropping).
     col_any = np.flatnonzero(mask[row_any[0] : row_any[-1] + 1].any(axis=0))
-    r0, r1, c0, c1 = row_any[0], row_any[-1] + 1, col_any[0], col_any[-1] + 1
-    crop, count = ndimage.label(mask[r0:r1, c0:c1], structure=_EIGHT)
-    flat = np.flatnonzero(crop)
-    lab = crop.ravel()[flat]
-    rows, cols = np.divmod(flat, c1 - c0)
+    r0, c0 = int(row_any[0]), int(col_any[0])
+    box = (slice(r0, int(row_any[-1]) + 1), slice(c0, int(col_any[-1]) + 1))
+    crop, count = ndimage.label(mask[box], structure=_EIGHT)
+    rows, cols = np.nonzero(crop)
+    lab = crop[rows, cols]
     areas = np.bincount(lab, minlength=count + 1)[1:]
     # Float64 sums of integer coordinates are exact (below 2**53), so each centroid is one
     # correctly rounded division of the exact sum by the area, as in regionprops.
     sum_r = np.bincount(lab, weights=rows, minlength=count + 1)[1:] + r0 * areas
     sum_c = np.bincount(lab, weights=cols, minlength=count + 1)[1:] + c0 * areas
     centroids = np.stack([sum_r / areas, sum_c / areas], axis=1)
-    labels = np.zeros(mask.shape, np.int32)
-    labels[r0:r1, c0:c1] = crop
-    return Components(labels, int(count), centroids, areas.astype(np.int64))
+    return crop, box, int(count), centroids, areas.astype(np.int64)
 
 
 def match_centroids(gt_centroids, pred_centroids, max_distance: float = MATCH_DISTANCE) -> np.ndarray:
@@ -193,14 +198,14 @@ def match_targets(
     """
     if gt_components is None:
         gt_components = components(gt)
-    predicted = components(pred)
-    matches = match_centroids(gt_components.centroids, predicted.centroids, max_distance)
+    _, _, count, centroids, areas = _measure(np.asarray(pred, dtype=bool))
+    matches = match_centroids(gt_components.centroids, centroids, max_distance)
     matched = matches[matches >= 0]
-    false_alarm = int(predicted.areas.sum() - predicted.areas[matched].sum())
+    false_alarm = int(areas.sum() - areas[matched].sum())
     return TargetMatch(
         targets=gt_components.count,
         hits=int(matched.size),
-        components=predicted.count,
+        components=count,
         false_alarm_pixels=false_alarm,
         matches=matches,
     )

@@ -5,7 +5,14 @@ model on an image of any size; ``save_weights`` / ``load_model`` store models as
 the construction arguments in the metadata.
 """
 
-from irstd.models.cgrinet import CgriNet, count_parameters, create_model, list_models, model_description
+from irstd.models.cgrinet import (
+    CgriNet,
+    count_parameters,
+    create_model,
+    list_models,
+    model_description,
+    model_summary,
+)
 from irstd.models.predict import predict, predict_batch
 from irstd.models.weights import load_backbone_weights, load_model, read_weights_metadata, save_weights
 
@@ -15,6 +22,7 @@ __all__ = [
     "list_models",
     "model_description",
     "count_parameters",
+    "model_summary",
     "predict",
     "predict_batch",
     "save_weights",

@@ -55,6 +55,7 @@ __all__ = [
     "list_models",
     "model_description",
     "count_parameters",
+    "model_summary",
 ]
 
 #: Number of ImageNet classes of the classifier the paper counts with the backbone.
@@ -498,3 +499,24 @@ def count_parameters(model: nn.Module, include_classifier: bool = False) -> int:
     if include_classifier:
         n += model.num_features * IMAGENET_CLASSES + IMAGENET_CLASSES
     return n
+
+
+def model_summary(name: str, **overrides: Any) -> dict[str, Any]:
+    """Name, description and parameter counts of a registered variant.
+
+    Returns
+    -------
+    dict
+        ``name``, ``description``, ``in_chans``, ``params`` (trainable, as built with
+        ``overrides``; ``in_chans=1`` by default) and ``params_paper_convention`` (built with
+        ``in_chans=3`` and the unused ImageNet classifier counted, as the paper counts).
+    """
+    model = create_model(name, **overrides)
+    paper = create_model(name, **{**overrides, "in_chans": 3})
+    return dict(
+        name=name,
+        description=_DESCRIPTIONS[name],
+        in_chans=model.model_args["in_chans"],
+        params=count_parameters(model),
+        params_paper_convention=count_parameters(paper, include_classifier=True),
+    )

@@ -69,8 +69,9 @@ STRIDE = 32
 
 
 def _resize(x: torch.Tensor, size: Sequence[int], align_corners: bool = False) -> torch.Tensor:
-    """Bilinear resize to an explicit target size (export-friendly, no scale factors)."""
-    return F.interpolate(x, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=align_corners)
+    """Bilinear resize to an explicit target size (export-friendly: no scale factors, and the
+    size is passed through untouched so symbolic sizes stay symbolic under ``torch.export``)."""
+    return F.interpolate(x, size=(size[0], size[1]), mode="bilinear", align_corners=align_corners)
 
 
 class ConvBN(nn.Sequential):

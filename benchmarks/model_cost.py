@@ -19,6 +19,8 @@ What is measured, per variant (``irstd.models.list_models()``):
   after one warm-up, divided by the batch size.
 - ``*_vs_ref``: times divided by the reference variant's (``--reference``, default ``cgrinet``)
   measured in the same run: use these ratios when the machine is shared.
+- ``matmul_ms`` (in ``setup``): a fixed float32 1024x1024 @ 1024x1024 product (1.07 G MACs)
+  timed before and after the variants, a yardstick of how much CPU the run actually got.
 
 Threads: ``torch.set_num_threads(--threads)`` (2 by default).
 
@@ -136,13 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    a = torch.rand(1024, 1024)
+    matmul_before = _median_time(lambda: a @ a, 5)
     rows = [measure(n, args.size, args.train_size, args.batch, args.repeats) for n in args.variants]
     ref = next((r for r in rows if r["name"] == args.reference), rows[0])
     for r in rows:
         r["infer_vs_ref"] = r["infer_ms"] / ref["infer_ms"]
         r["train_vs_ref"] = r["train_ms"] / ref["train_ms"]
+    matmul_after = _median_time(lambda: a @ a, 5)
     setup = dict(
         threads=args.threads,
+        matmul_ms=[round(1000 * matmul_before, 2), round(1000 * matmul_after, 2)],
         mac_input=[1, 1, args.size, args.size],
         infer=f"eval, inference_mode, batch 1 at {args.size}x{args.size}, median of {args.repeats}",
         train=f"forward+backward (unite loss), batch {args.batch} at {args.train_size}x{args.train_size}, per image, median of {args.repeats}",
@@ -156,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'variant':<14} {'params':>11} {'paper count':>12} {'GMACs':>7} {'attn GMACs':>10} {'infer ms':>9} {'train ms/img':>12} {'infer/ref':>9} {'train/ref':>9}"
     print(f"# {setup['threads']} threads; MACs at 1x1x{args.size}x{args.size} (conv+linear); "
           f"infer: {setup['infer']}; train: {setup['train']}; ratios vs {ref['name']}")
+    print(f"# yardstick: 1024^3 float32 matmul {setup['matmul_ms'][0]:.1f} ms before, {setup['matmul_ms'][1]:.1f} ms after")
     print(header)
     for r in rows:
         print(

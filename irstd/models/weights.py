@@ -52,6 +52,13 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+
+
 def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Write a model's weights and construction arguments to a safetensors file, atomically.
 
@@ -94,8 +101,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
 def read_weights_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata of an irstd model file (raises InputError if it is not one)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    _check_file(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
@@ -180,8 +186,7 @@ def _load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path, w
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    _check_file(path)
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path), device="cpu")

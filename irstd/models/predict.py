@@ -7,10 +7,9 @@ import torch
 from torch import nn
 
 from irstd.errors import InputError
+from irstd.models.cgrinet import STRIDE
 
 __all__ = ["predict", "predict_batch", "pad_to_multiple"]
-
-STRIDE = 32
 
 
 def _model_device(model: nn.Module) -> torch.device:

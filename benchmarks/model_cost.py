@@ -17,6 +17,8 @@ What is measured, per variant (``irstd.models.list_models()``):
 - ``train_ms``: CPU forward + backward (unite loss on all side outputs, no optimiser step) per
   image, train mode, batch ``--batch`` (12) at ``--train-size`` (128), median of ``--repeats``
   after one warm-up, divided by the batch size.
+- Timings run round-robin over the variants (one call of each per round, a warm-up round
+  first), so a change of load on a shared machine hits every variant alike.
 - ``*_vs_ref``: times divided by the reference variant's (``--reference``, default ``cgrinet``)
   measured in the same run: use these ratios when the machine is shared.
 - ``matmul_ms`` (in ``setup``): a fixed float32 1024x1024 @ 1024x1024 product (1.07 G MACs)
@@ -79,50 +81,64 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     return totals["layers"], totals["attention"]
 
 
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def _median_time(fn, repeats: int) -> float:
     fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(_time(fn) for _ in range(repeats))
 
 
-def measure(name: str, size: int, train_size: int, batch: int, repeats: int) -> dict:
-    torch.manual_seed(0)
-    model = create_model(name)
-    paper = count_parameters(create_model(name, in_chans=3), include_classifier=True)
-    macs, attn = count_macs(model, torch.rand(1, 1, size, size))
+def measure(names: list[str], size: int, train_size: int, batch: int, repeats: int) -> list[dict]:
+    """Counts and median times per variant.
 
+    Timings run round-robin (one inference / training step of each variant per round, after a
+    warm-up round) so that a load change on a shared machine affects every variant alike.
+    """
     x = torch.rand(1, 1, size, size)
-    model.eval()
-
-    def infer():
-        with torch.inference_mode():
-            model(x)
-
-    infer_s = _median_time(infer, repeats)
-
     xb = torch.rand(batch, 1, train_size, train_size)
     yb = (torch.rand(batch, 1, train_size, train_size) > 0.99).float()
     loss_fn = create_loss("unite")
-    model.train()
+    rows, infers, steps = [], [], []
+    for name in names:
+        torch.manual_seed(0)
+        model = create_model(name)
+        macs, attn = count_macs(model, x)
+        rows.append(
+            dict(
+                name=name,
+                params=count_parameters(model),
+                params_paper=count_parameters(create_model(name, in_chans=3), include_classifier=True),
+                gmacs=macs / 1e9,
+                attn_gmacs=attn / 1e9,
+            )
+        )
 
-    def step():
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(xb), yb).backward()
+        def infer(model=model):
+            model.eval()
+            with torch.inference_mode():
+                model(x)
 
-    train_s = _median_time(step, repeats)
-    return dict(
-        name=name,
-        params=count_parameters(model),
-        params_paper=paper,
-        gmacs=macs / 1e9,
-        attn_gmacs=attn / 1e9,
-        infer_ms=1000 * infer_s,
-        train_ms=1000 * train_s / batch,
-    )
+        def step(model=model):
+            model.train()
+            model.zero_grad(set_to_none=True)
+            loss_fn(model(xb), yb).backward()
+
+        infers.append(infer)
+        steps.append(step)
+    for fns, key, per in ((infers, "infer_ms", 1), (steps, "train_ms", batch)):
+        times: list[list[float]] = [[] for _ in fns]
+        for round_ in range(repeats + 1):
+            for i, fn in enumerate(fns):
+                t = _time(fn)
+                if round_:  # round 0 is the warm-up
+                    times[i].append(t)
+        for row, ts in zip(rows, times):
+            row[key] = 1000 * statistics.median(ts) / per
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     a = torch.rand(1024, 1024)
     matmul_before = _median_time(lambda: a @ a, 5)
-    rows = [measure(n, args.size, args.train_size, args.batch, args.repeats) for n in args.variants]
+    rows = measure(args.variants, args.size, args.train_size, args.batch, args.repeats)
     ref = next((r for r in rows if r["name"] == args.reference), rows[0])
     for r in rows:
         r["infer_vs_ref"] = r["infer_ms"] / ref["infer_ms"]

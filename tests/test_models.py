@@ -297,7 +297,7 @@ def test_predict_batch_and_grey_to_rgb():
     x = torch.rand(2, 45, 70)
     probs = predict_batch(model, x)
     assert probs.shape == (2, 1, 45, 70)
-    single = predict(model, x[1].numpy())
+    single = predict(model, x[1].numpy(), device="cpu")
     np.testing.assert_allclose(probs[1, 0].numpy(), single, atol=1e-5)
 
 

@@ -178,3 +178,28 @@ def nram(image, patch_size=50, step=10, tol=1e-7, max_iter=1000, threshold="asym
         if np.linalg.norm(X - S - L - E) / normX < tol:
             break
     return rebuild(S, img.shape, patch_size, step, "nram", reconstruction), it
+
+
+def lcm(image, cell_sizes=(3, 5, 7, 9)):
+    """Straightforward LCM: one correlation per neighbour cell (as MS_LCM), edge replication."""
+    from scipy import ndimage
+
+    img = as_float_image(image)
+    out = np.zeros(img.shape)
+    for l in cell_sizes:
+        cmax = ndimage.maximum_filter(img, size=l, mode="nearest")
+        means = []
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if (dy, dx) == (0, 0):
+                    continue
+                kernel = np.zeros((3 * l, 3 * l))
+                r0, c0 = (dy + 1) * l, (dx + 1) * l
+                kernel[r0:r0 + l, c0:c0 + l] = 1.0 / (l * l)
+                means.append(ndimage.correlate(img, kernel, mode="nearest"))
+        mmax = np.max(means, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = cmax ** 2 / mmax
+        c[~np.isfinite(c)] = 0.0
+        out = np.maximum(out, c)
+    return out

@@ -48,18 +48,21 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
     count and hence every stop rule are those of the LAPACK-SVD formulation.
     """
     m, n = D.shape
-    tau = 2.0
+    tau = 2.0  # Lipschitz constant of the RPCA problem; the algebra below uses tau == 2
     s = _linalg.top_singular(D, 4)
     mu = float(s[1])
     mu_bar = 0.005 * float(s[3])
-    A = np.zeros_like(D)
-    A_prev = np.zeros_like(D)
-    E = np.zeros_like(D)
-    E_prev = np.zeros_like(D)
-    YA = np.empty_like(D)
-    YE = np.empty_like(D)
-    R = np.empty_like(D)
-    tmp = np.empty_like(D)
+    # With tau = 2: G_A = (Z + D)/2 and G_E = D - G_A, where Z = Y_A - Y_E
+    # = (1+c) Δ_k - c Δ_{k-1} and Δ = A - E, so only Δ_k and Δ_{k-1} are carried; and
+    # [S_A S_E] = [(a - e), (e - a)] with a - e = Z - Δ_{k+1}. Seven work arrays, no m×n
+    # allocation inside the loop.
+    dk = np.zeros_like(D)      # Δ_k
+    dk1 = np.zeros_like(D)     # Δ_{k-1}
+    Z = np.empty_like(D)
+    GA = np.empty_like(D)
+    A = np.zeros_like(D)       # A_{k+1} (output of the SVT)
+    E = np.zeros_like(D)       # E_{k+1}
+    scratch = np.empty_like(D)
     t, t_prev = 1.0, 1.0
     counter = 0
     pre_rank = 0
@@ -70,57 +73,43 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
     trunc = None if rank_ratio is None else rank_ratio * min(m, n)
     while True:
         c = (t_prev - 1.0) / t
-        # Y = X_k + c (X_k - X_{k-1})
-        np.subtract(A, A_prev, out=YA)
-        YA *= c
-        YA += A
-        np.subtract(E, E_prev, out=YE)
-        YE *= c
-        YE += E
-        # R = (Y_A + Y_E - D) / tau ; G = Y - R
-        np.add(YA, YE, out=R)
-        R -= D
-        R *= 1.0 / tau
-        # the previous iterate buffers become the new G / new X
-        GA, GE = A_prev, E_prev
-        np.subtract(YA, R, out=GA)
-        np.subtract(YE, R, out=GE)
+        # Z = Δ_k + c (Δ_k - Δ_{k-1})
+        if c == 0.0:
+            np.copyto(Z, dk)
+        else:
+            np.subtract(dk, dk1, out=Z)
+            Z *= c
+            Z += dk
+        np.add(Z, D, out=GA)
+        GA *= 0.5
         thr = mu / tau
         mtx, right = _linalg.gram(GA)
-        w, v = _linalg.eig_above(mtx, thr * thr)
+        w, v = _linalg.eig_above(mtx, thr * thr, expected=pre_rank + 1)
+        del mtx
         sing = np.sqrt(np.maximum(w, 0.0))
         keep = sing > thr
         rank = int(np.count_nonzero(keep))
-        A_new = _linalg.low_rank(GA, right, v[:, keep], sing[keep], sing[keep] - thr)
-        # soft threshold: G - clip(G, -t, t) == sign(G) * max(|G| - t, 0) exactly
+        s_new = sing[keep] - thr
+        _linalg.low_rank(GA, right, v[:, keep], sing[keep], s_new, out=A)
+        # G_E = D - G_A; soft threshold: G - clip(G, -t, t) == sign(G) max(|G| - t, 0) exactly
         et = lam * mu / tau
-        np.clip(GE, -et, et, out=tmp)
-        np.subtract(GE, tmp, out=GE)
-        E_new = GE
-        card = int(np.count_nonzero(E_new))
+        GE = np.subtract(D, GA, out=E)
+        np.clip(GE, -et, et, out=scratch)
+        GE -= scratch
+        card = int(np.count_nonzero(E))
         t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-        # residual S_A = tau (Y_A - A) + T, S_E = tau (Y_E - E) + T, T = A + E - Y_A - Y_E
-        np.add(A_new, E_new, out=tmp)
-        tmp -= YA
-        tmp -= YE
-        np.subtract(YA, A_new, out=R)
-        R *= tau
-        R += tmp
-        ss = float(np.vdot(R, R))
-        np.subtract(YE, E_new, out=R)
-        R *= tau
-        R += tmp
-        ss += float(np.vdot(R, R))
-        xx = float(np.vdot(A_new, A_new)) + float(np.vdot(E_new, E_new))
+        # Δ_{k+1} = A - E goes into Δ_{k-1}'s buffer; a - e = Z - Δ_{k+1}
+        dnew = np.subtract(A, E, out=dk1)
+        np.subtract(Z, dnew, out=scratch)
+        ss = 2.0 * float(np.vdot(scratch, scratch))
+        xx = float(np.dot(s_new, s_new)) + float(np.vdot(E, E))  # ||A||_F^2 = sum (s - t)^2
         crit = math.sqrt(ss) / (tau * max(1.0, math.sqrt(xx)))
         converged = crit <= tol
         if converged:
             stop = "tol"
         mu = max(0.9 * mu, mu_bar)
         t_prev, t = t, t_next
-        # shift: X_{k-1} <- X_k, X_k <- X_{k+1}; recycle the old X_{k-1} buffers
-        A_prev, A = A, A_new
-        E_prev, E = E, E_new
+        dk, dk1 = dnew, dk
         it += 1
         if pre_rank == rank:
             counter += 1

@@ -68,73 +68,78 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
     beta = 3.0 / math.sqrt(min(m, n)) if beta is None else float(beta)
     C = math.sqrt(min(m, n)) / 2.5 if C is None else float(C)
     k = min(m, n)
+    # Work arrays (no m×n allocation inside the loop). Instead of Y the scaled multiplier
+    # ym = Y/mu is carried: Y' = Y + mu (B + E - X + T) and mu' = rho mu give
+    # ym' = (ym - Z)/rho with Z = X - T - B - E.
     T = np.zeros((m, n))
-    Y = np.zeros((m, n))
     E = np.zeros((m, n))
     B = np.zeros((m, n))
-    G = np.empty((m, n))
+    ym = np.zeros((m, n))
+    VE = np.empty((m, n))   # X - ym - E
+    G = np.empty((m, n))    # G_B, then R, then Q
     W = np.empty((m, n))
     sig = np.zeros(k)
     norm_x = math.sqrt(float(np.vdot(X, X)))
     stop = "max_iter"
     it = 0
+    expected = 1
     for it in range(1, max_iter + 1):
         inv_mu = 1.0 / mu
-        # YM = Y / mu, kept in W's place for the three steps of this iteration
-        ym = np.multiply(Y, inv_mu)
+        np.subtract(X, ym, out=VE)
+        VE -= E
         # --- B-step: DC on the singular values of G = X - T - E - Y/mu
-        np.subtract(X, T, out=G)
-        G -= E
-        G -= ym
+        np.subtract(VE, T, out=G)
         mtx, right = _linalg.gram(G)
         # values below (1+gamma)/(gamma*mu) with a zero previous value stay zero: compute only
         # the eigenpairs above it, plus every index where the previous value is non-zero
         lower = (1.0 + gamma) / (gamma * mu)
         nz = np.flatnonzero(sig)
         need = int(nz[-1]) + 1 if nz.size else 0
-        w, v = _linalg.eig_above(mtx, lower * lower, min_count=need)
+        w, v = _linalg.eig_above(mtx, lower * lower, min_count=need, expected=expected)
+        del mtx
         s_sub = np.sqrt(np.maximum(w, 0.0))
         sig = _dc(s_sub, sig, mu, gamma)
         keep = np.flatnonzero(sig[:len(s_sub)] > 0)
-        B = _linalg.low_rank(G, right, v[:, keep], s_sub[keep], sig[keep])
+        expected = len(keep) + 1
+        _linalg.low_rank(G, right, v[:, keep], s_sub[keep], sig[keep], out=B)
         # --- T-step: weighted l1 with weights from the current residual R = X - B - E - Y/mu
-        np.subtract(X, B, out=G)
-        G -= E
-        G -= ym
-        np.abs(G, out=W)
+        R = np.subtract(VE, B, out=G)
+        np.abs(R, out=W)
         W += weight_eps
         np.divide(C * lam, W, out=W)  # lam * weights
         if threshold == "asymmetric":
             # max(R - lam W / mu, 0) + min(R + lam W, 0)  (authors' code: no 1/mu on the
             # negative side)
-            T = np.multiply(W, inv_mu)
-            np.subtract(G, T, out=T)
+            np.multiply(W, -inv_mu, out=T)
+            T += R
             np.maximum(T, 0.0, out=T)
-            W += G
+            W += R
             np.minimum(W, 0.0, out=W)
             T += W
         else:
             W *= inv_mu
-            T = np.abs(G)
+            np.abs(R, out=T)
             T -= W
             np.maximum(T, 0.0, out=T)
-            T *= np.sign(G)
-        # --- E-step: column-wise l2,1 shrinkage of Q = X - T - B - Y/mu
-        np.subtract(X, T, out=G)
-        G -= B
-        G -= ym
-        norms = np.sqrt(np.einsum("ij,ij->j", G, G))
+            np.sign(R, out=W)
+            T *= W
+        # --- E-step: column-wise l2,1 shrinkage of Q = X - T - B - Y/mu = R - T + E
+        Q = R
+        Q -= T
+        Q += E
+        norms = np.sqrt(np.einsum("ij,ij->j", Q, Q))
         b = beta * inv_mu
         norms[norms == 0] = b
         scale = (norms > b) * ((norms - b) / norms)
-        E = np.multiply(G, scale, out=E)
-        # --- multiplier and penalty; Z = X - T - B - E
-        np.subtract(X, T, out=G)
-        G -= B
-        G -= E
-        Y -= mu * G  # Y + mu (B + E - X + T)
+        np.multiply(Q, scale, out=E)
+        # --- multiplier and penalty; Z = X - T - B - E = Q - E + ym
+        Zr = np.subtract(Q, E, out=G)
+        Zr += ym
+        err = math.sqrt(float(np.vdot(Zr, Zr))) / norm_x
+        ym -= Zr
+        ym *= 1.0 / rho
         mu *= rho
-        if math.sqrt(float(np.vdot(G, G))) / norm_x < tol:
+        if err < tol:
             stop = "tol"
             break
     info.update(iterations=it, rank=int(np.count_nonzero(sig)), stop=stop)

@@ -14,11 +14,33 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def _init_worker(blas_threads: int) -> None:
-    # spawn context: the worker is a fresh interpreter and numpy is not imported yet when the
-    # initializer runs, so these variables decide the BLAS thread pool size.
-    for var in _THREAD_VARS:
-        os.environ[var] = str(blas_threads)
+class _thread_env:
+    """Set the BLAS/OpenMP thread variables while worker processes are spawned.
+
+    A ``spawn`` worker is a fresh interpreter that inherits the parent's environment; the
+    variables must be set before NumPy (and its OpenBLAS) loads there. An initializer is too
+    late: unpickling it imports this package, hence NumPy, first. So the variables are set in
+    the parent around the pool's lifetime (workers start at submission) and restored after;
+    the parent's own, already loaded BLAS is not affected.
+    """
+
+    def __init__(self, threads: int):
+        self.threads = str(threads)
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self):
+        for var in _THREAD_VARS:
+            self.saved[var] = os.environ.get(var)
+            os.environ[var] = self.threads
+        return self
+
+    def __exit__(self, *exc):
+        for var, val in self.saved.items():
+            if val is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = val
+        return False
 
 
 def _read(item):
@@ -60,9 +82,11 @@ def map_images(fn: Callable[..., np.ndarray], images: Iterable, workers: int = 1
     blas_threads : int, optional
         BLAS/OpenMP threads per worker process (default 1: one image per core gives close to
         ``workers``× throughput, more than the 1.1–1.5× of a multithreaded BLAS on these sizes).
-        Workers are started with the ``spawn`` method so the limit is set before NumPy loads.
+        Workers are started with the ``spawn`` method with ``OMP_NUM_THREADS``,
+        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``… set in their environment, so the limit
+        holds before NumPy loads there.
     **kwargs
-        Passed to ``fn``.
+        Passed to ``fn`` (picklable values).
 
     Returns
     -------
@@ -78,7 +102,7 @@ def map_images(fn: Callable[..., np.ndarray], images: Iterable, workers: int = 1
     if workers == 1 or len(items) <= 1:
         return [_call(fn, it, kwargs) for it in items]
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx,
-                             initializer=_init_worker, initargs=(blas_threads,)) as pool:
+    with _thread_env(blas_threads), ProcessPoolExecutor(
+            max_workers=min(workers, len(items)), mp_context=ctx) as pool:
         futures = [pool.submit(_call, fn, it, kwargs) for it in items]
         return [f.result() for f in futures]

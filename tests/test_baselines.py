@@ -263,12 +263,21 @@ def test_registry():
         get_method("rlcm")
 
 
+def _blas_env(_image):
+    return os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("OMP_NUM_THREADS")
+
+
 def test_map_images_in_processes():
     imgs = [_scene(60, 64, seed=s) for s in range(3)]
     serial = map_images(lcm, imgs)
     parallel = map_images(lcm, imgs, workers=2)
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a, b)
+    before = dict(os.environ)
+    assert map_images(_blas_env, imgs[:2], workers=2) == [("1", "1"), ("1", "1")]
+    assert dict(os.environ) == before  # the parent's environment is restored
+    with pytest.raises(InputError):
+        map_images(lcm, imgs, workers=0)
 
 
 # ---------------------------------------------------------------- real data

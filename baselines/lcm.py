@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from irstd.errors import InputError
+
 from ._common import as_float_image
 
 __all__ = ["lcm"]
@@ -45,14 +47,24 @@ def lcm(image, cell_sizes=(3, 5, 7, 9)) -> np.ndarray:
     irstd.errors.InputError
         If ``image`` is not a 2-D finite real array or a cell size is not a positive odd integer.
 
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from irstd.baselines import lcm, segment
+    >>> img = np.full((40, 40), 100.0)
+    >>> img[19:22, 19:22] = 200.0
+    >>> c = lcm(img)
+    >>> float(c[20, 20]), float(c[0, 0])
+    (400.0, 100.0)
+    >>> int(segment(c, 3).sum())
+    121
+
     References
     ----------
     .. [1] C. L. P. Chen, H. Li, Y. Wei, T. Xia, Y. Y. Tang, "A Local Contrast Method for Small
        Infrared Target Detection", IEEE Trans. Geosci. Remote Sens. 52(1):574–581, 2014.
        doi:10.1109/TGRS.2013.2242477
     """
-    from irstd.errors import InputError
-
     img = as_float_image(image)
     sizes = tuple(cell_sizes)
     if not sizes:

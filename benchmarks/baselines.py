@@ -125,11 +125,17 @@ def main(argv=None) -> int:
     summary = summarise(rows, methods)
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     if args.json:
-        json.dump({"env": env, "cpus": os.cpu_count(), "summary": summary, "per_image": rows},
-                  sys.stdout, indent=1)
+        json.dump({"env": env, "cpus": os.cpu_count(), "images": len(images),
+                   "summary": summary, "per_image": rows}, sys.stdout, indent=1)
         print()
         return 0
-    print(f"{len(images)} SIRST test images, {os.cpu_count()} CPUs, threads {env}")
+    render(summary, len(images), env)
+    return 0
+
+
+def render(summary, n_images, env) -> None:
+    """Print the summary table (text mode)."""
+    print(f"{n_images} SIRST test images, {os.cpu_count()} CPUs, threads {env}")
     print(f"{'method':6} {'median s':>9} {'min':>8} {'max':>8} {'ref s':>8} {'ratio':>7} "
           f"{'max rel diff':>12}  iterations (min/median/max), same as reference")
     for name, s in summary.items():
@@ -142,7 +148,6 @@ def main(argv=None) -> int:
         else:
             print(f"{name:6} {s['median_s']:9.4f} {s['min_s']:8.4f} {s['max_s']:8.4f} "
                   f"{'-':>8} {'-':>7} {'-':>12}  {its}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from irstd import __version__
 from irstd.cli import models as models_cli
 from irstd.cli._common import new_app
 from irstd.cli.data import data_app, synth
+from irstd.cli.evaluate import evaluate
 
 app = new_app(help="Infrared small target detection: CgriNet, LCM, IPI, NRAM and the community metrics.")
 
@@ -33,6 +34,7 @@ def _root(
 app.add_typer(data_app, name="data")
 app.command("synth")(synth)
 app.command("models")(models_cli.models_command)
+app.command("evaluate")(evaluate)
 
 
 def main() -> None:

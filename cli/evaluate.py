@@ -1,0 +1,141 @@
+"""``irstd evaluate``: parse options, call :mod:`irstd.evaluate`, render (table on stderr)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.table import Table
+
+from irstd.cli._common import EXIT_SKIPPED, console
+from irstd.errors import InputError
+
+_MAX_SKIPPED_SHOWN = 20
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.2f}"
+
+
+def _num(value, scale=1.0, digits=4) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value * scale:.{digits}f}"
+
+
+def _table(summary: dict, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("IoU %", "nIoU %", "Pd %", "Fa ×10⁻⁶", "Prec %", "Rec %", "F1 %", "AUC", "AP"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        _pct(summary["miou"]),
+        _pct(summary["niou"]),
+        _pct(summary["pd"]),
+        _num(summary["fa"], 1e6, 2),
+        _pct(summary["precision"]),
+        _pct(summary["recall"]),
+        _pct(summary["f1"]),
+        _num(summary["auc"]),
+        _num(summary["ap"]),
+    )
+    return table
+
+
+def evaluate(
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (images/, masks/, split files)."),
+    split: str = typer.Option(None, "--split", help="Split name, e.g. test or dnanet_50_50/test."),
+    split_file: Path = typer.Option(None, "--split-file", help="Any file with one id per line."),
+    predictions: Path = typer.Option(
+        ..., "--predictions", help="Folder of score maps: <id>.png (8/16-bit, value/max) or <id>.npy (float in [0, 1])."
+    ),
+    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Target pixels: score > THRESHOLD."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics (plain fractions) and protocol as JSON on stdout."),
+    out: Path = typer.Option(
+        None, "--out", help="Run folder for metrics.json, per_image.csv, roc.png, pr.png, pd_fa.png."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files of an existing --out folder."),
+    skip_errors: bool = typer.Option(
+        False, "--skip-errors", help="Skip unusable ids (missing/bad/size-mismatched maps), list them, exit 3."
+    ),
+    pd_fa_step: float = typer.Option(
+        0.01, "--pd-fa-step", min=0.0, max=1.0, help="Threshold step of the Pd-Fa curve (1/STEP must be whole); 0 skips the curve (faster)."
+    ),
+) -> None:
+    """Score saved prediction maps against a dataset split (IoU, nIoU, Pd, Fa, P/R/F1, ROC, PR).
+
+    Definitions follow BasicIRSTD at native resolution (docs/metrics.md).
+
+    Exit status: 0 done; 2 unusable input; 3 some ids skipped under --skip-errors.
+    """
+    from irstd.data import open_dataset
+    from irstd.evaluate import (
+        SavedPredictions,
+        check_out_dir,
+        evaluate as run_evaluation,
+        jsonable,
+        protocol,
+        report,
+        sweep_thresholds,
+        write_report,
+    )
+
+    if split is not None and split_file is not None:
+        raise InputError("--split/--split-file: give one of them, not both")
+    if split is None and split_file is None:
+        raise InputError("--split or --split-file: say which ids to evaluate (e.g. --split test)")
+    sweep = sweep_thresholds(pd_fa_step)
+    if out is not None:
+        check_out_dir(out, overwrite)  # before any work
+    ds = open_dataset(dataset)
+    ids = ds.ids(split=split, split_file=split_file)
+    source = SavedPredictions(predictions)
+
+    with Progress(
+        TextColumn("evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("evaluate", total=len(ids))
+        result = run_evaluation(
+            ds,
+            ids,
+            source,
+            threshold=threshold,
+            sweep=sweep,
+            skip_errors=skip_errors,
+            progress=lambda done, total, _id: bar.update(task, completed=done),
+        )
+
+    for image_id, reason in result.skipped[:_MAX_SKIPPED_SHOWN]:
+        console.print(f"[yellow]skipped[/yellow] {escape(image_id)}: {escape(reason)}", highlight=False)
+    if len(result.skipped) > _MAX_SKIPPED_SHOWN:
+        console.print(f"[yellow]... and {len(result.skipped) - _MAX_SKIPPED_SHOWN} more skipped[/yellow]")
+    if result.evaluator.images == 0:
+        raise InputError(f"{predictions}: no image could be evaluated ({len(result.skipped)} skipped)")
+
+    proto = protocol(
+        dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold
+    )
+    summary = result.evaluator.summary()
+    where = split if split_file is None else str(split_file)
+    console.print(
+        _table(summary, escape(f"{dataset} ({where}): {summary['images']} images, {summary['targets']} targets, τ = {threshold:g}")),
+    )
+    console.print(
+        "native resolution; 8-connected targets, centroid distance < 3 px, greedy first-found; "
+        "Fa = unmatched predicted pixels / all pixels",
+        style="dim",
+    )
+    if out is not None:
+        files = write_report(result, proto, out, name=predictions.name or "predictions", overwrite=overwrite)
+        console.print(escape(f"wrote {', '.join(f.name for f in files)} to {out}"), highlight=False)
+    if as_json:
+        typer.echo(json.dumps(jsonable(report(result, proto)), indent=2, allow_nan=False))
+    if result.skipped:
+        console.print(f"[yellow]{len(result.skipped)} of {len(ids)} ids skipped[/yellow]")
+        raise typer.Exit(EXIT_SKIPPED)

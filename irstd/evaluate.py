@@ -1,0 +1,378 @@
+"""Evaluate score maps against a dataset split: the library behind ``irstd evaluate``.
+
+The work is split at one boundary: :func:`evaluate` takes a *score source*, any callable
+``id -> (H, W) score map in [0, 1]``. :class:`SavedPredictions` reads them from a folder of
+saved maps; a method run on the dataset's images can be another source, evaluated the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _stringio
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irstd import __version__, io
+from irstd.data import Dataset, open_dataset
+from irstd.errors import InputError
+from irstd.metrics import DEFAULT_SWEEP, MATCH_DISTANCE, PER_IMAGE_FIELDS, Evaluator
+from irstd.metrics.plots import plot_pd_fa, plot_pr, plot_roc
+
+__all__ = [
+    "PREDICTION_SUFFIXES",
+    "REPORT_FILES",
+    "EvaluationResult",
+    "SavedPredictions",
+    "check_out_dir",
+    "evaluate",
+    "evaluate_predictions",
+    "jsonable",
+    "protocol",
+    "report",
+    "sweep_thresholds",
+    "write_report",
+]
+
+#: File names looked for in a predictions folder, in this order: ``<id><suffix>``.
+PREDICTION_SUFFIXES = (".png", ".npy")
+
+#: What :func:`write_report` writes into a run folder.
+REPORT_FILES = ("metrics.json", "per_image.csv", "roc.png", "pr.png", "pd_fa.png")
+
+ScoreSource = Callable[[str], np.ndarray]
+Progress = Callable[[int, int, str], None]
+
+
+class SavedPredictions:
+    """Score source reading ``<id>.png`` (8/16-bit, ``value / max``) or ``<id>.npy`` (float).
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder with one score map per id.
+
+    Raises
+    ------
+    irstd.errors.InputError
+        The folder does not exist; later, for an id: no map, two maps, or an unreadable map.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise InputError(f"{folder}: --predictions folder not found")
+
+    def path(self, image_id: str) -> Path:
+        """The score map file of ``image_id``."""
+        found = [self.folder / f"{image_id}{s}" for s in PREDICTION_SUFFIXES]
+        found = [p for p in found if p.is_file()]
+        if not found:
+            names = " or ".join(f"{image_id}{s}" for s in PREDICTION_SUFFIXES)
+            raise InputError(f"{self.folder}: no prediction for id {image_id!r} (expected {names})")
+        if len(found) > 1:
+            raise InputError(
+                f"{self.folder}: two predictions for id {image_id!r} ({found[0].name}, {found[1].name}); keep one"
+            )
+        return found[0]
+
+    def __call__(self, image_id: str) -> np.ndarray:
+        path = self.path(image_id)
+        scores = io.read_scores(path)
+        if path.suffix == ".npy" and np.load(path, mmap_mode="r").dtype in (np.float32, np.float16):
+            # Back to the stored precision (exact), so that thresholds are compared as for the
+            # in-memory float32 map (see irstd.metrics.threshold_scores).
+            scores = scores.astype(np.float32)
+        return scores
+
+    def describe(self, image_id: str) -> str:
+        """How error messages name the map of ``image_id``."""
+        try:
+            return str(self.path(image_id))
+        except InputError:
+            return f"{self.folder}: id {image_id!r}"
+
+    def __repr__(self) -> str:
+        return f"SavedPredictions({str(self.folder)!r})"
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate` returns.
+
+    Attributes
+    ----------
+    evaluator : Evaluator
+        Holds every metric of the images evaluated.
+    ids : list of str
+        The ids asked for, in order.
+    skipped : list of (str, str)
+        ``(id, one-line reason)`` of the ids skipped under ``skip_errors``.
+    """
+
+    evaluator: Evaluator
+    ids: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _wh(shape) -> str:
+    return f"{shape[1]}x{shape[0]}"
+
+
+def sweep_thresholds(step: float = 0.01) -> np.ndarray | None:
+    """Pd–Fa sweep thresholds ``0, step, 2·step, ..., 1`` (``k / n`` exactly, n = 1 / step).
+
+    Parameters
+    ----------
+    step : float
+        Must divide 1 (0.01, 0.02, 0.05, 0.1, ...); 0 means no sweep (returns None).
+
+    Returns
+    -------
+    ndarray or None
+    """
+    if step == 0:
+        return None
+    n = round(1.0 / step) if step > 0 else 0
+    if step < 0 or n < 1 or abs(n * step - 1.0) > 1e-9:
+        raise InputError(f"--pd-fa-step: must divide 1 (e.g. 0.01, 0.05, 0.1) or be 0, got {step:g}")
+    return np.arange(n + 1) / float(n)
+
+
+def evaluate(
+    dataset: Dataset,
+    ids: Sequence[str],
+    scores_for: ScoreSource,
+    *,
+    threshold: float = 0.5,
+    sweep=DEFAULT_SWEEP,
+    skip_errors: bool = False,
+    progress: Progress | None = None,
+    evaluator: Evaluator | None = None,
+) -> EvaluationResult:
+    """Evaluate the score maps of ``ids`` against the dataset's masks.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Gives the ground-truth masks (:meth:`Dataset.read_mask`).
+    ids : sequence of str
+    scores_for : callable
+        ``scores_for(id)`` returns the (H, W) score map of ``id`` (values in [0, 1], or 8/16-bit
+        integers); e.g. :class:`SavedPredictions`.
+    threshold : float, optional
+        ``scores > threshold`` are predicted target pixels.
+    sweep : sequence of float or None, optional
+        Thresholds of the Pd–Fa curve (see :class:`~irstd.metrics.Evaluator`).
+    skip_errors : bool, optional
+        Record an unusable id (missing or unreadable map, size mismatch, NaN, ...) in
+        ``skipped`` and go on, instead of raising.
+    progress : callable, optional
+        ``progress(done, total, id)`` after each id.
+    evaluator : Evaluator, optional
+        Accumulate into this one (built from ``threshold`` and ``sweep`` otherwise).
+
+    Returns
+    -------
+    EvaluationResult
+
+    Raises
+    ------
+    irstd.errors.InputError
+        The first unusable id (unless ``skip_errors``). A prediction whose size differs from
+        its mask is named with both sizes; it is never resized.
+    """
+    ids = list(ids)
+    if not ids:
+        raise InputError("split: no ids to evaluate")
+    if evaluator is None:
+        evaluator = Evaluator(threshold, sweep=sweep)
+    result = EvaluationResult(evaluator=evaluator, ids=ids)
+    describe = getattr(scores_for, "describe", None)
+    for done, image_id in enumerate(ids, start=1):
+        try:
+            gt = dataset.read_mask(image_id)
+            scores = scores_for(image_id)
+            if np.shape(scores) != gt.shape:
+                where = describe(image_id) if describe else f"id {image_id!r}"
+                raise InputError(
+                    f"{where}: prediction of id {image_id!r} is {_wh(np.shape(scores))} "
+                    f"but its mask is {_wh(gt.shape)} (WxH)"
+                )
+            try:
+                evaluator.update(scores, gt, image_id=image_id)
+            except InputError as exc:
+                if not describe:
+                    raise
+                message = str(exc).removeprefix(f"{image_id}: ")
+                raise InputError(f"{describe(image_id)}: {message}") from None
+        except InputError as exc:
+            if not skip_errors:
+                raise
+            result.skipped.append((image_id, str(exc)))
+        if progress is not None:
+            progress(done, len(ids), image_id)
+    return result
+
+
+def evaluate_predictions(
+    dataset: str | os.PathLike | Dataset,
+    predictions: str | os.PathLike,
+    *,
+    split: str | None = None,
+    split_file: str | os.PathLike | None = None,
+    threshold: float = 0.5,
+    sweep=DEFAULT_SWEEP,
+    skip_errors: bool = False,
+    progress: Progress | None = None,
+) -> EvaluationResult:
+    """Evaluate a folder of saved score maps on a split (``irstd evaluate --predictions``).
+
+    Parameters
+    ----------
+    dataset : path-like or Dataset
+    predictions : path-like
+        Folder with ``<id>.png`` or ``<id>.npy`` per id (see :class:`SavedPredictions`).
+    split, split_file : optional
+        Which ids (see :meth:`Dataset.ids`); all ids with an image when both are None.
+    threshold, sweep, skip_errors, progress
+        As in :func:`evaluate`.
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    source = SavedPredictions(predictions)
+    ids = ds.ids(split=split, split_file=split_file)
+    return evaluate(
+        ds, ids, source, threshold=threshold, sweep=sweep, skip_errors=skip_errors, progress=progress
+    )
+
+
+def protocol(
+    *,
+    dataset: str | os.PathLike | None = None,
+    split: str | None = None,
+    split_file: str | os.PathLike | None = None,
+    predictions: str | os.PathLike | None = None,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """The protocol fields recorded next to every reported number."""
+    return {
+        "dataset": None if dataset is None else str(dataset),
+        "split": split if split_file is None else None,
+        "split_file": None if split_file is None else str(split_file),
+        "predictions": None if predictions is None else str(predictions),
+        "threshold": float(threshold),
+        "threshold_rule": "score > threshold (strict); PNG maps as value / max of their dtype",
+        "resolution": "native",
+        "gt_binarisation": "mask > half its full value (0/255 masks: > 127; 0/1 masks: value 1)",
+        "matching": (
+            f"8-connected components; unweighted centroids; Euclidean centroid distance < "
+            f"{MATCH_DISTANCE:g} px; greedy first-found in label order, each component used once"
+        ),
+        "fa_rule": "pixels of unmatched predicted components / all pixels (BasicIRSTD)",
+        "miou_rule": "dataset-accumulated intersection / (union + eps), eps = np.spacing(1)",
+        "curves": "pixel ROC/PR over 65536 score levels k/65535 (exact for 8- and 16-bit maps)",
+        "irstd_version": __version__,
+    }
+
+
+def report(result: EvaluationResult, proto: dict[str, Any]) -> dict[str, Any]:
+    """One flat dictionary: the summary metrics (plain fractions), the protocol, the Pd–Fa
+    curve and the skipped ids (what ``--json`` prints and ``metrics.json`` holds)."""
+    ev = result.evaluator
+    out: dict[str, Any] = dict(ev.summary())
+    out.update({k: v for k, v in proto.items() if k not in out})
+    out["skipped"] = [{"id": i, "error": e} for i, e in result.skipped]
+    if ev.sweep is not None:
+        c = ev.pd_fa_curve()
+        out["pd_fa_curve"] = {
+            "thresholds": c.thresholds.tolist(),
+            "pd": c.pd.tolist(),
+            "fa": c.fa.tolist(),
+            "hits": c.hits.tolist(),
+            "false_alarm_pixels": c.false_alarm_pixels.tolist(),
+        }
+    return out
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NumPy values made plain and non-finite floats made ``None`` (valid JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse an existing, non-empty run folder unless ``overwrite`` (checked before any work)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out}: run folder exists and is not empty (use --overwrite to replace its files)")
+    return out
+
+
+def _per_image_csv(rows: list[dict]) -> str:
+    buf = _stringio.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=PER_IMAGE_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{row[k]:.12g}" if k == "iou" else row[k]) for k in PER_IMAGE_FIELDS})
+    return buf.getvalue()
+
+
+def write_report(
+    result: EvaluationResult,
+    proto: dict[str, Any],
+    out: str | os.PathLike,
+    *,
+    name: str = "predictions",
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write ``metrics.json``, ``per_image.csv``, ``roc.png``, ``pr.png`` and ``pd_fa.png``.
+
+    Parameters
+    ----------
+    result : EvaluationResult
+    proto : dict
+        From :func:`protocol`.
+    out : path-like
+        Run folder (created); an existing non-empty one is refused unless ``overwrite``.
+    name : str, optional
+        Legend label of the curves.
+    overwrite : bool, optional
+
+    Returns
+    -------
+    list of Path
+        The files written (atomically).
+    """
+    out = check_out_dir(out, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    ev = result.evaluator
+    written = [
+        io.write_json(out / "metrics.json", jsonable(report(result, proto)), overwrite=True),
+        io.write_text(out / "per_image.csv", _per_image_csv(ev.per_image), overwrite=True),
+    ]
+    if ev.images:
+        written.append(plot_roc({name: ev.roc()}, out / "roc.png"))
+        written.append(plot_pr({name: ev.pr()}, out / "pr.png"))
+        if ev.sweep is not None:
+            written.append(plot_pd_fa({name: ev.pd_fa_curve()}, out / "pd_fa.png"))
+    return written

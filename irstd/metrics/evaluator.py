@@ -1,0 +1,347 @@
+"""The streaming accumulator: one :class:`Evaluator` per evaluation run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from irstd.errors import InputError
+from irstd.metrics.curves import (
+    CURVE_BINS,
+    PdFaCurve,
+    PrCurve,
+    RocCurve,
+    pr_from_histograms,
+    roc_from_histograms,
+    score_histograms,
+)
+from irstd.metrics.pixel import (
+    EPS,
+    as_mask,
+    as_scores,
+    iou,
+    iou_counts,
+    precision_recall_f1,
+    threshold_scores,
+)
+from irstd.metrics.target import MATCH_DISTANCE, components, match_targets
+
+__all__ = ["DEFAULT_SWEEP", "PER_IMAGE_FIELDS", "Evaluator"]
+
+#: Default thresholds of the Pd–Fa sweep: 0.00, 0.01, ..., 1.00 (k / 100, correctly rounded).
+DEFAULT_SWEEP = np.arange(101) / 100.0
+
+#: Columns of :attr:`Evaluator.per_image` rows, in order.
+PER_IMAGE_FIELDS = (
+    "id",
+    "height",
+    "width",
+    "iou",
+    "intersection",
+    "union",
+    "gt_pixels",
+    "pred_pixels",
+    "targets",
+    "hits",
+    "components",
+    "false_alarm_pixels",
+)
+
+
+def _ratio(num, den) -> float:
+    return float(num) / float(den) if den else float("nan")
+
+
+class Evaluator:
+    """Accumulate the IRSTD metrics image by image (BasicIRSTD semantics).
+
+    Memory is constant in the number of images, apart from the optional per-image rows: the
+    state is a handful of counters, two score histograms of ``CURVE_BINS`` levels and the Pd–Fa
+    counters of the threshold sweep.
+
+    Parameters
+    ----------
+    threshold : float, optional
+        Predicted target pixels are ``scores > threshold`` (strict), 0.5 by default.
+    max_distance : float, optional
+        Centroid distance (pixels) below which, strictly, a predicted component detects a target.
+    sweep : sequence of float or None, optional
+        Thresholds of the target-level Pd–Fa curve (default 0.00..1.00 step 0.01); ``None``
+        skips the curve (faster: one labelling per image instead of one per distinct mask).
+    bins : int, optional
+        Levels of the ROC/PR histograms (see :mod:`irstd.metrics.curves`).
+    keep_per_image : bool, optional
+        Keep one row per image in :attr:`per_image`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gt = np.zeros((16, 16), bool); gt[4:7, 4:7] = True
+    >>> scores = np.where(gt, 0.9, 0.1)
+    >>> ev = Evaluator()
+    >>> row = ev.update(scores, gt, image_id="a")
+    >>> s = ev.summary()
+    >>> round(s["miou"], 6), s["pd"], s["fa"], s["targets"]
+    (1.0, 1.0, 0.0, 1)
+
+    References
+    ----------
+    .. [1] X. Ying et al., BasicIRSTD toolbox, https://github.com/XinyiYing/BasicIRSTD
+       (``metrics.py``: ``mIoU`` and ``PD_FA``).
+    .. [2] Y. Dai, Y. Wu, F. Zhou, K. Barnard, "Asymmetric Contextual Modulation for Infrared
+       Small Target Detection", WACV 2021 (nIoU).
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        *,
+        max_distance: float = MATCH_DISTANCE,
+        sweep=DEFAULT_SWEEP,
+        bins: int = CURVE_BINS,
+        keep_per_image: bool = True,
+    ) -> None:
+        threshold = float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise InputError(f"threshold: must lie in [0, 1], got {threshold:g}")
+        if sweep is not None:
+            sweep = np.asarray(sweep, dtype=np.float64).ravel()
+            if sweep.size == 0 or np.isnan(sweep).any() or np.any(np.diff(sweep) <= 0):
+                raise InputError("sweep: thresholds must be a non-empty increasing sequence")
+        if int(bins) < 2:
+            raise InputError(f"bins: need at least 2 histogram levels, got {bins}")
+        self.threshold = threshold
+        self.max_distance = float(max_distance)
+        self.sweep = sweep
+        self.bins = int(bins)
+        self.keep_per_image = bool(keep_per_image)
+        self.images = 0
+        self.pixels = 0
+        self.intersection = 0
+        self.union = 0
+        self.gt_pixels = 0
+        self.pred_pixels = 0
+        self.iou_sum = 0.0
+        self.targets = 0
+        self.hits = 0
+        self.false_alarm_pixels = 0
+        self.positives = np.zeros(self.bins, np.int64)
+        self.negatives = np.zeros(self.bins, np.int64)
+        n = 0 if sweep is None else sweep.size
+        self.sweep_hits = np.zeros(n, np.int64)
+        self.sweep_false_alarm_pixels = np.zeros(n, np.int64)
+        self.per_image: list[dict] = []
+
+    # -- accumulation -------------------------------------------------------------------------
+
+    def update(self, scores, gt, image_id=None) -> dict:
+        """Add one image.
+
+        Parameters
+        ----------
+        scores : (H, W) ndarray
+            Scores in [0, 1] (float), or an 8/16-bit map (``value / max``); see
+            :func:`irstd.metrics.as_scores`.
+        gt : (H, W) ndarray
+            Ground-truth mask (bool, 0/1 or 0/255; see :func:`irstd.metrics.as_mask`).
+        image_id : str, optional
+            Named in error messages and in the per-image row (default: the image's ordinal).
+
+        Returns
+        -------
+        dict
+            This image's row (see :data:`PER_IMAGE_FIELDS`).
+
+        Raises
+        ------
+        irstd.errors.InputError
+            Size mismatch, NaN, scores outside [0, 1], not 2-D. The evaluator is unchanged.
+        """
+        if image_id is None:
+            image_id = f"image {self.images + 1}"
+        scores = as_scores(scores, image_id)
+        gt = as_mask(gt, image_id)
+        if scores.shape != gt.shape:
+            (h, w), (gh, gw) = scores.shape, gt.shape
+            raise InputError(
+                f"{image_id}: score map is {w}x{h} (WxH) but the ground-truth mask is {gw}x{gh}"
+            )
+
+        pred = threshold_scores(scores, self.threshold)
+        inter, union = iou_counts(pred, gt)
+        pred_pixels = int(np.count_nonzero(pred))
+        gt_pixels = int(np.count_nonzero(gt))
+        targets = components(gt)
+        match = match_targets(pred, gt, self.max_distance, gt_components=targets)
+        positives, negatives = score_histograms(scores, gt, self.bins)
+        if self.sweep is not None:
+            sweep_hits, sweep_fa = self._sweep(scores, gt, targets, pred_pixels, match)
+
+        # Commit only once everything succeeded.
+        self.images += 1
+        self.pixels += int(gt.size)
+        self.intersection += inter
+        self.union += union
+        self.gt_pixels += gt_pixels
+        self.pred_pixels += pred_pixels
+        image_iou = iou(inter, union, EPS)
+        self.iou_sum += image_iou
+        self.targets += match.targets
+        self.hits += match.hits
+        self.false_alarm_pixels += match.false_alarm_pixels
+        self.positives += positives
+        self.negatives += negatives
+        if self.sweep is not None:
+            self.sweep_hits += sweep_hits
+            self.sweep_false_alarm_pixels += sweep_fa
+        row = {
+            "id": str(image_id),
+            "height": int(gt.shape[0]),
+            "width": int(gt.shape[1]),
+            "iou": image_iou,
+            "intersection": inter,
+            "union": union,
+            "gt_pixels": gt_pixels,
+            "pred_pixels": pred_pixels,
+            "targets": match.targets,
+            "hits": match.hits,
+            "components": match.components,
+            "false_alarm_pixels": match.false_alarm_pixels,
+        }
+        if self.keep_per_image:
+            self.per_image.append(row)
+        return row
+
+    def _sweep(self, scores, gt, targets, pred_pixels, match):
+        """Hits and false-alarm pixels at every sweep threshold.
+
+        The predictions are nested (a higher threshold keeps a subset), so two thresholds with
+        the same number of predicted pixels give the same mask: it is labelled once.
+        """
+        hits = np.zeros(self.sweep.size, np.int64)
+        fa = np.zeros(self.sweep.size, np.int64)
+        cache = {0: (0, 0), pred_pixels: (match.hits, match.false_alarm_pixels)}
+        for k, t in enumerate(self.sweep):
+            pred = threshold_scores(scores, t)
+            count = int(np.count_nonzero(pred))
+            if count not in cache:
+                m = match_targets(pred, gt, self.max_distance, gt_components=targets)
+                cache[count] = (m.hits, m.false_alarm_pixels)
+            hits[k], fa[k] = cache[count]
+        return hits, fa
+
+    def merge(self, other: "Evaluator") -> "Evaluator":
+        """Add another evaluator's images to this one (e.g. from a parallel worker).
+
+        Parameters
+        ----------
+        other : Evaluator
+            Built with the same threshold, distance, sweep and bins.
+
+        Returns
+        -------
+        Evaluator
+            ``self``, now covering both sets of images (per-image rows concatenated).
+        """
+        same_sweep = (self.sweep is None and other.sweep is None) or (
+            self.sweep is not None
+            and other.sweep is not None
+            and np.array_equal(self.sweep, other.sweep)
+        )
+        if (
+            self.threshold != other.threshold
+            or self.max_distance != other.max_distance
+            or self.bins != other.bins
+            or not same_sweep
+        ):
+            raise ValueError("cannot merge evaluators with different settings")
+        for name in (
+            "images", "pixels", "intersection", "union", "gt_pixels", "pred_pixels", "iou_sum",
+            "targets", "hits", "false_alarm_pixels",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.positives = self.positives + other.positives
+        self.negatives = self.negatives + other.negatives
+        self.sweep_hits = self.sweep_hits + other.sweep_hits
+        self.sweep_false_alarm_pixels = self.sweep_false_alarm_pixels + other.sweep_false_alarm_pixels
+        self.per_image.extend(other.per_image)
+        return self
+
+    # -- results -------------------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        """The dataset-level metrics, as plain fractions.
+
+        Returns
+        -------
+        dict
+            ``miou`` (dataset-accumulated IoU), ``niou`` (mean per-image IoU), ``pd``, ``fa``
+            (fraction of pixels; ×10⁶ for the customary unit), ``auc``, ``ap``, ``precision``,
+            ``recall``, ``f1`` (pixel level at ``threshold``), ``threshold``, ``images``,
+            ``targets``, ``hits``, ``pixels``, ``false_alarm_pixels``, ``tp``, ``fp``, ``fn``.
+            Undefined ratios (no image, no target) are NaN.
+        """
+        tp = self.intersection
+        fp = self.pred_pixels - self.intersection
+        fn = self.gt_pixels - self.intersection
+        precision, recall, f1 = precision_recall_f1(tp, fp, fn)
+        roc, pr = self.roc(), self.pr()
+        return {
+            "miou": iou(self.intersection, self.union, EPS) if self.images else float("nan"),
+            "niou": _ratio(self.iou_sum, self.images),
+            "pd": _ratio(self.hits, self.targets),
+            "fa": _ratio(self.false_alarm_pixels, self.pixels),
+            "auc": roc.auc,
+            "ap": pr.ap,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "threshold": self.threshold,
+            "images": self.images,
+            "targets": self.targets,
+            "hits": self.hits,
+            "pixels": self.pixels,
+            "false_alarm_pixels": self.false_alarm_pixels,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+        }
+
+    def roc(self) -> RocCurve:
+        """Pixel ROC over all score levels seen (exact for 8- and 16-bit maps)."""
+        return roc_from_histograms(self.positives, self.negatives)
+
+    def pr(self) -> PrCurve:
+        """Pixel precision–recall curve over all score levels seen, with AP."""
+        return pr_from_histograms(self.positives, self.negatives)
+
+    def pd_fa_curve(self) -> PdFaCurve:
+        """Target-level Pd–Fa curve over the sweep thresholds.
+
+        Raises
+        ------
+        ValueError
+            The evaluator was built with ``sweep=None``.
+        """
+        if self.sweep is None:
+            raise ValueError("this evaluator was built with sweep=None (no Pd-Fa curve)")
+        pd = (
+            self.sweep_hits / self.targets
+            if self.targets
+            else np.full(self.sweep.size, math.nan)
+        )
+        fa = (
+            self.sweep_false_alarm_pixels / self.pixels
+            if self.pixels
+            else np.full(self.sweep.size, math.nan)
+        )
+        return PdFaCurve(
+            thresholds=self.sweep.copy(),
+            pd=np.asarray(pd, dtype=np.float64),
+            fa=np.asarray(fa, dtype=np.float64),
+            hits=self.sweep_hits.copy(),
+            false_alarm_pixels=self.sweep_false_alarm_pixels.copy(),
+            targets=self.targets,
+            pixels=self.pixels,
+        )

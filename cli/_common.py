@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import click
 import typer
+
+try:  # typer >= 0.24 vendors click; only its ClickException is handled by typer's main loop
+    from typer import _click as click
+except ImportError:  # pragma: no cover - older typer uses the click package
+    import click
 from rich.console import Console
 from typer.core import TyperGroup
 
@@ -34,7 +38,9 @@ class IrstdGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except InputError as exc:
-            raise InputFailure(str(exc)) from None
+            # Printed here: typer renders a raised ClickException as a rich box, not one line.
+            click.echo(f"irstd: error: {exc}", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
 
 
 def new_app(**kwargs) -> typer.Typer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from irstd import __version__
+from irstd.cli import train as _train
 from irstd.cli._common import new_app
 
 app = new_app(help="Infrared small target detection: CgriNet, LCM, IPI, NRAM and the community metrics.")
@@ -28,6 +29,7 @@ def _root(
 
 
 # Commands are registered below, one line each (module functions only parse, call and render).
+app.command("train")(_train.train)
 
 
 def main() -> None:

@@ -64,6 +64,7 @@ __all__ = [
     "random_crop",
     "resolve_config",
     "train",
+    "train_step",
     "unflatten_state",
 ]
 
@@ -1139,16 +1140,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
                 if in_chans != 1:
                     x = x.expand(-1, in_chans, -1, -1)
                 lr = poly_lr(config.lr, iteration, total_iters)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                    outputs = net(x)
-                    loss = loss_fn(outputs, y)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                value = float(loss.detach())
+                value = train_step(net, loss_fn, optimizer, x, y, lr, scaler)
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss is {value} at epoch {epoch} step {step + 1}")
                 loss_sum += value * x.shape[0]
@@ -1213,6 +1205,27 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         emit(TrainEvent("done", epoch=epochs_done, epochs=config.epochs, run_dir=str(run_dir),
                         metrics=last_metrics or None, message=f"best val miou {best_miou} (epoch {best_epoch})"))
     return TrainResult(run_dir, epochs_done, interrupted, best_miou, best_epoch, last_metrics, train_ids, val_ids)
+
+
+def train_step(net, loss_fn, optimizer, x, y, lr: float, scaler=None) -> float:
+    """One optimisation step at learning rate ``lr``; returns the loss value.
+
+    ``scaler`` (a ``torch.amp.GradScaler``, enabled only on CUDA) switches on float16 autocast.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    use_amp = scaler is not None and scaler.is_enabled()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
+        loss = loss_fn(net(x), y)
+    if use_amp:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return float(loss.detach())
 
 
 def _check_resume(config: TrainConfig, state: dict[str, Any], d: _Dist) -> None:

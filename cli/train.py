@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from irstd.cli._common import console
+from irstd.cli._common import EXIT_SKIPPED, console
 from irstd.errors import InputError
 
 EXIT_INTERRUPTED = 130  # the shell convention for SIGINT; the state is saved, `--resume` continues
@@ -100,6 +100,7 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda [default: auto]."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="float16 mixed precision (CUDA only; ignored with a warning on CPU)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes [default: 0]."),
+    skip_errors: Optional[bool] = typer.Option(None, "--skip-errors", help="Leave out unreadable image/mask pairs (listed at the end; exit 3)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Bit depth of 16-bit images for to_float [default: 16]."),
     pretrained_backbone: Optional[Path] = typer.Option(None, "--pretrained-backbone", help="Encoder weight file (safetensors)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. a run's config.yaml); options given here override it."),
@@ -119,7 +120,7 @@ def train(
         datasets=[str(p) for p in dataset] if dataset else None,
         model=model, split=split, val_split=val_split, val_fraction=val_fraction, val_every=val_every,
         epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, weight_decay=weight_decay, loss=loss,
-        ablation=list(ablation) if ablation else None, seed=seed, device=device, amp=amp, workers=workers,
+        ablation=list(ablation) if ablation else None, seed=seed, device=device, amp=amp, workers=workers, skip_errors=skip_errors,
         bit_depth=bit_depth, pretrained_backbone=str(pretrained_backbone) if pretrained_backbone else None,
         out=str(out) if out else None, resume=resume or None,
     )
@@ -127,8 +128,13 @@ def train(
         cfg.val_split = None  # the command line's --val-fraction overrides a config's split
     renderer = _Renderer()
     try:
-        run_training(cfg, progress=renderer, command=" ".join(["irstd", *sys.argv[1:]]))
+        result = run_training(cfg, progress=renderer, command=" ".join(["irstd", *sys.argv[1:]]))
     finally:
         renderer.stop()
     if renderer.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    if result.skipped:
+        console.print(f"irstd: {len(result.skipped)} image(s) skipped:")
+        for problem in result.skipped:
+            console.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_SKIPPED)

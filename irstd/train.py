@@ -71,7 +71,7 @@ __all__ = [
 #: Power of the poly learning-rate schedule (CgriNet paper).
 POLY_POWER = 0.9
 #: Fields that may differ between a run and its ``--resume``; every other field must match.
-RESUMABLE_FIELDS = frozenset({"epochs", "val_every", "device", "amp", "workers", "out", "resume"})
+RESUMABLE_FIELDS = frozenset({"epochs", "val_every", "device", "amp", "workers", "skip_errors", "out", "resume"})
 #: Fields not saved in ``config.yaml`` (where the run lives, not how it trains).
 _RUN_FIELDS = ("out", "resume")
 STATE_FILE = "state.safetensors"
@@ -122,6 +122,9 @@ class TrainConfig:
         float16 autocast + gradient scaling on CUDA; ignored with a warning on CPU.
     workers : int
         DataLoader worker processes (0: load in the main process).
+    skip_errors : bool
+        Leave out image/mask pairs that cannot be read (listed in ``ids.json`` and the result)
+        instead of stopping.
     bit_depth : int, optional
         Bit depth for ``irstd.io.to_float`` of 16-bit images (None: 16).
     pretrained_backbone : str, optional
@@ -150,6 +153,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = False
     workers: int = 0
+    skip_errors: bool = False
     bit_depth: int | None = None
     pretrained_backbone: str | None = None
     out: str | None = None
@@ -238,7 +242,7 @@ def _check_config(config: TrainConfig) -> None:
     for ok, option, problem in checks:
         if not ok:
             raise InputError(f"{option}: {problem}")
-    if config.val_split is not None and "test" in config.val_split.lower():
+    if config.val_split is not None and _is_test_split(config.val_split):
         raise InputError(
             f"--val-split {config.val_split}: refusing to validate on a test split (choosing the "
             "best checkpoint on test data inflates the reported numbers); use --val-fraction or a "
@@ -506,11 +510,13 @@ def _select_ids(config: TrainConfig):
             f"--val-split {config.val_split}: {len(overlap)} id(s) also in the training split "
             f"(e.g. {sorted(overlap)[0]}); validation ids must be disjoint from training ids"
         )
-    # Validation must never see a test id, whatever the split names say.
+    # Validation must never see an id of the test split that goes with the training split
+    # (same folder: "train" -> "test", "dnanet_50_50/train" -> "dnanet_50_50/test").
     val_set = set(val_ids)
+    family = config.split.rpartition("/")[0]
     for name, ds in zip(names, datasets):
         for split in ds.splits():
-            if "test" not in split.lower():
+            if split.rpartition("/")[0] != family or not _is_test_split(split):
                 continue
             leaked = val_set & {f"{name}/{i}" for i in ds.ids(split)}
             if leaked:
@@ -521,15 +527,26 @@ def _select_ids(config: TrainConfig):
     return dict(zip(names, datasets)), train_ids, val_ids
 
 
+def _is_test_split(name: str) -> bool:
+    """``test``, ``x/test``, ``test_NUAA-SIRST``... (not ``trainvaltest``, which holds everything)."""
+    return name.rpartition("/")[2].lower().startswith("test")
+
+
 def ds_root(ds, default: str) -> str:
     return str(getattr(ds, "root", default))
 
 
-def _read(datasets: dict, ids: Sequence[str]) -> _Source:
+def _read(datasets: dict, ids: Sequence[str], skipped: list[str] | None = None) -> _Source:
     source = _Source()
     for nid in ids:
         name, _, image_id = nid.partition("/")
-        image, mask = datasets[name].read_pair(image_id)
+        try:
+            image, mask = datasets[name].read_pair(image_id)
+        except InputError as exc:
+            if skipped is None:
+                raise
+            skipped.append(f"{nid}: {exc}")
+            continue
         source.ids.append(nid)
         source.images.append(image)
         source.masks.append(np.asarray(mask, dtype=bool))
@@ -663,6 +680,7 @@ class TrainResult:
     last_metrics: dict[str, Any]
     train_ids: list[str]
     val_ids: list[str]
+    skipped: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -962,9 +980,36 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
 
     if config.model not in list_models():
         raise InputError(f"--model {config.model}: unknown model (known: {', '.join(sorted(list_models()))})")
+    _seed_everything(config.seed)
+    overrides = _ablation_overrides(config.ablation)
+    if config.pretrained_backbone:
+        if not Path(config.pretrained_backbone).is_file():
+            raise InputError(f"{config.pretrained_backbone}: pretrained backbone file not found")
+        overrides["pretrained_backbone"] = config.pretrained_backbone
+    try:
+        model = create_model(config.model, **overrides)
+    except TypeError as exc:
+        raise InputError(f"--ablation {' '.join(config.ablation)}: {exc}") from None
+    try:
+        loss_fn = create_loss(config.loss)
+    except (KeyError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"--loss {config.loss}: unknown loss ({exc})") from None
     datasets, train_ids, val_ids = _select_ids(config)
     names = list(datasets)
 
+    skipped: list[str] | None = [] if config.skip_errors else None
+    train_src = _read(datasets, train_ids, skipped)
+    val_src = _read(datasets, val_ids, skipped)
+    if skipped:
+        train_ids, val_ids = list(train_src.ids), list(val_src.ids)
+        for problem in skipped:
+            warn(f"skipped {problem}")
+        if not train_ids:
+            raise InputError(f"--dataset: no readable training image ({len(skipped)} skipped)")
+    if d.world > 1:
+        val_src = _Source()  # rank 0 validates
     # Run folder (rank 0 decides, the others follow).
     run_dir, has_state, error = None, False, None
     if d.main:
@@ -981,13 +1026,13 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     if config.resume and has_state:
         saved_state = load_state(run_dir / STATE_FILE)
         _check_resume(config, saved_state, d)
-        if saved_state["train_ids_sha256"] != ids_hash(train_ids) or saved_state["val_ids_sha256"] != ids_hash(val_ids):
-            raise InputError(f"{run_dir}: the training/validation ids differ from the saved run (dataset changed on disk?)")
     elif config.resume:
         warn(f"{run_dir}: no saved state yet; starting from the first epoch")
 
-    train_src = _read(datasets, train_ids)
-    val_src = _read(datasets, val_ids) if d.main else _Source()
+    if saved_state is not None and (
+        saved_state["train_ids_sha256"] != ids_hash(train_ids) or saved_state["val_ids_sha256"] != ids_hash(val_ids)
+    ):
+        raise InputError(f"{run_dir}: the training/validation ids differ from the saved run (dataset changed on disk?)")
     mean, std = compute_mean_std([to_float(img, config.bit_depth) for img in train_src.images])
 
     if d.main:
@@ -995,27 +1040,17 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         ids_doc = {
             "train": {"count": len(train_ids), "sha256": ids_hash(train_ids), "ids": train_ids},
             "val": {"count": len(val_ids), "sha256": ids_hash(val_ids), "ids": val_ids},
+            "skipped": skipped or [],
         }
         _write_text_atomic(run_dir / "ids.json", json.dumps(ids_doc, indent=1))
 
-    # Model, loss, optimiser.
-    _seed_everything(config.seed)
-    overrides = _ablation_overrides(config.ablation)
-    if config.pretrained_backbone:
-        if not Path(config.pretrained_backbone).is_file():
-            raise InputError(f"{config.pretrained_backbone}: pretrained backbone file not found")
-        overrides["pretrained_backbone"] = config.pretrained_backbone
-    try:
-        model = create_model(config.model, **overrides)
-    except TypeError as exc:
-        raise InputError(f"--ablation: {exc}") from None
+    # Model normalisation, optimiser.
     with torch.no_grad():
         model.input_mean.fill_(mean)
         model.input_std.fill_(std)
     model.to(device)
     model.train()
     in_chans = _input_channels(model)
-    loss_fn = create_loss(config.loss)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -1204,7 +1239,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         log(f"done: {epochs_done} epochs, best val miou {best_miou} (epoch {best_epoch})")
         emit(TrainEvent("done", epoch=epochs_done, epochs=config.epochs, run_dir=str(run_dir),
                         metrics=last_metrics or None, message=f"best val miou {best_miou} (epoch {best_epoch})"))
-    return TrainResult(run_dir, epochs_done, interrupted, best_miou, best_epoch, last_metrics, train_ids, val_ids)
+    return TrainResult(run_dir, epochs_done, interrupted, best_miou, best_epoch, last_metrics, train_ids, val_ids, skipped or [])
 
 
 def train_step(net, loss_fn, optimizer, x, y, lr: float, scaler=None) -> float:
@@ -1234,7 +1269,7 @@ def _check_resume(config: TrainConfig, state: dict[str, Any], d: _Dist) -> None:
     changed = [k for k in now if k not in RESUMABLE_FIELDS and k in saved and _norm(saved[k]) != _norm(now[k])]
     if changed:
         detail = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
-        raise InputError(f"--resume: incompatible change(s) from the saved run ({detail}); only --epochs, --val-every, --device, --amp, --workers may change")
+        raise InputError(f"--resume: incompatible change(s) from the saved run ({detail}); only --epochs, --val-every, --device, --amp, --workers, --skip-errors may change")
     if state["step_in_epoch"] and state["world_size"] != d.world:
         raise InputError(f"--resume: the run stopped mid-epoch with {state['world_size']} process(es); resume with the same number")
 

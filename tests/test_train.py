@@ -240,6 +240,30 @@ def test_validation_never_reads_test_ids(dataset, tmp_path, monkeypatch):
         train(config(dataset, tmp_path / "run3", val_split="train"))
 
 
+def test_other_split_families_do_not_block_validation(tmp_path):
+    # SIRST-like: a "trainvaltest" list and another protocol's test split overlap the training ids.
+    root = write_tiny_dataset(tmp_path / "sirst", count=9)
+    ids = sorted(p.stem for p in (root / "images").glob("*.png"))
+    (root / "splits" / "trainvaltest.txt").write_text("\n".join(ids))
+    (root / "splits" / "proto").mkdir()
+    (root / "splits" / "proto" / "train.txt").write_text("\n".join(ids[3:]))
+    (root / "splits" / "proto" / "test.txt").write_text("\n".join(ids[:3]))
+    result = train(config(root, tmp_path / "run", epochs=1, split="proto/train", val_fraction=0.5))
+    assert not set(result.val_ids) & {f"sirst/{i}" for i in ids[:3]}
+
+
+def test_skip_errors_leaves_out_broken_pairs(tmp_path):
+    root = write_tiny_dataset(tmp_path / "broken", count=9)
+    first = (root / "splits" / "train.txt").read_text().split()[0]
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "masks" / f"{first}.png")  # size mismatch
+    with pytest.raises(InputError):
+        train(config(root, tmp_path / "strict", epochs=1))
+    assert not (tmp_path / "strict").exists()
+    result = train(config(root, tmp_path / "run", epochs=1, skip_errors=True))
+    assert len(result.skipped) == 1 and first in result.skipped[0]
+    assert f"broken/{first}" not in result.train_ids + result.val_ids
+
+
 def test_union_of_two_datasets_namespaces_ids(dataset, tmp_path):
     other = write_tiny_dataset(tmp_path / "other", count=6, seed=5)
     result = train(config(dataset, tmp_path / "run", epochs=1, datasets=[str(dataset), str(other)]))

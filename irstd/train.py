@@ -302,11 +302,12 @@ def random_crop(
     size: int,
     rng: np.random.Generator,
     positive_prob: float = 0.5,
+    fill: float = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A random ``size``×``size`` crop of an image and its mask.
 
-    Images smaller than the crop are zero-padded at the bottom/right first (BasicIRSTD's
-    convention). With probability ``positive_prob`` (and when the mask has a target) the crop is
+    Images smaller than the crop are padded at the bottom/right first with ``fill`` (training uses
+    the input mean, i.e. zero after normalisation as in BasicIRSTD and in ``irstd.models.predict``). With probability ``positive_prob`` (and when the mask has a target) the crop is
     drawn uniformly among the windows that contain a randomly chosen target pixel; otherwise
     uniformly among all windows.
 
@@ -318,6 +319,8 @@ def random_crop(
     size : int
     rng : numpy.random.Generator
     positive_prob : float
+    fill : float
+        Padding value of the image (the mask is padded with False).
 
     Returns
     -------
@@ -326,7 +329,7 @@ def random_crop(
     h, w = image.shape
     if h < size or w < size:
         pad = ((0, max(size - h, 0)), (0, max(size - w, 0)))
-        image = np.pad(image, pad)
+        image = np.pad(image, pad, constant_values=fill)
         mask = np.pad(mask, pad)
         h, w = image.shape
     want_target = rng.random() < positive_prob
@@ -415,7 +418,8 @@ class CropDataset(torch.utils.data.Dataset):
     The randomness of one item depends only on ``(seed, epoch, position)``, not on worker state.
     """
 
-    def __init__(self, images, masks, crop: int, seed: int, positive_prob: float = 0.5, bit_depth=None):
+    def __init__(self, images, masks, crop: int, seed: int, positive_prob: float = 0.5, bit_depth=None, fill: float = 0.0):
+        self.fill = fill
         self.images = images
         self.masks = masks
         self.crop = crop
@@ -431,11 +435,12 @@ class CropDataset(torch.utils.data.Dataset):
 
         index, epoch, position = key
         rng = _rng(self.seed, 0xC409, epoch, position)
-        img, msk = random_crop(self.images[index], self.masks[index], self.crop, rng, self.positive_prob)
+        image = to_float(self.images[index], self.bit_depth)
+        img, msk = random_crop(image, self.masks[index], self.crop, rng, self.positive_prob, self.fill)
         img, msk = augment(img, msk, rng)
-        x = to_float(np.ascontiguousarray(img), self.bit_depth).astype(np.float32, copy=False)
+        x = np.ascontiguousarray(img, dtype=np.float32)
         y = np.ascontiguousarray(msk, dtype=np.float32)
-        return torch.from_numpy(np.ascontiguousarray(x))[None], torch.from_numpy(y)[None]
+        return torch.from_numpy(x)[None], torch.from_numpy(y)[None]
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -867,7 +872,7 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 
 def _input_channels(model) -> int:
-    return int(getattr(model, "in_chans", 1) or 1)
+    return int(model.input_mean.shape[1]) if model.input_mean.ndim == 4 else 1
 
 
 def _validate(model, source: _Source, device: torch.device, bit_depth, in_chans: int) -> dict[str, float]:
@@ -876,7 +881,7 @@ def _validate(model, source: _Source, device: torch.device, bit_depth, in_chans:
     from irstd.metrics import Evaluator
     from irstd.models import predict
 
-    evaluator = Evaluator(threshold=0.5)
+    evaluator = Evaluator(threshold=0.5, sweep=None, keep_per_image=False)
     was_training = model.training
     model.eval()
     try:
@@ -1048,6 +1053,9 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     with torch.no_grad():
         model.input_mean.fill_(mean)
         model.input_std.fill_(std)
+    if isinstance(getattr(model, "model_args", None), dict):  # keep the rebuild arguments in step
+        model.model_args["input_mean"] = [mean] * _input_channels(model)
+        model.model_args["input_std"] = [std] * _input_channels(model)
     model.to(device)
     model.train()
     in_chans = _input_channels(model)
@@ -1084,7 +1092,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    dataset = CropDataset(train_src.images, train_src.masks, config.crop, config.seed, config.positive_prob, config.bit_depth)
+    dataset = CropDataset(train_src.images, train_src.masks, config.crop, config.seed, config.positive_prob, config.bit_depth, fill=mean)
     generator = torch.Generator()
     generator.manual_seed(config.seed)
 

@@ -95,7 +95,9 @@ def test_random_crop_pads_small_images_and_finds_targets():
     for _ in range(20):
         crop_image, crop_mask = random_crop(image, mask, 32, rng, positive_prob=1.0)
         assert crop_image.shape == (32, 32) and crop_image.dtype == np.uint8
-        assert crop_mask.sum() == 1 and crop_image[20:, :].max() == 0  # zero padding bottom/right
+        assert crop_mask.sum() == 1
+    padded, _ = random_crop(image.astype(np.float32), mask, 32, rng, positive_prob=0.0, fill=0.25)
+    assert padded[20:, :].min() == padded[:, 30:].max() == 0.25 and padded[:20, :30].max() == 7  # bottom/right
     big = np.zeros((200, 200), np.uint8)
     big_mask = np.zeros((200, 200), bool)
     big_mask[190, 3] = True

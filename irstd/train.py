@@ -229,7 +229,7 @@ def _check_config(config: TrainConfig) -> None:
         raise InputError("--model: a model name is required (see irstd.models.list_models())")
     checks = [
         (config.epochs >= 1, "--epochs", "must be >= 1"),
-        (config.batch_size >= 1, "--batch-size", "must be >= 1"),
+        (config.batch_size >= 2, "--batch-size", "must be >= 2 (BatchNorm needs more than one image per step)"),
         (config.crop >= 32 and config.crop % 32 == 0, "--crop", "must be a positive multiple of 32"),
         (config.lr > 0, "--lr", "must be > 0"),
         (config.weight_decay >= 0, "--weight-decay", "must be >= 0"),
@@ -448,15 +448,19 @@ class EpochSampler(torch.utils.data.Sampler):
 
     Yields ``(index, epoch, position)`` keys for :class:`CropDataset`. Each rank gets
     ``ceil(n / world)`` samples (the order is wrapped to pad), rank ``r`` takes positions
-    ``r, r + world, ...``.
+    ``r, r + world, ...``. When that would leave a last batch of a single image (BatchNorm cannot
+    train on it), that one sample is left out of the epoch.
     """
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1, batch_size: int = 1):
         self.n = n
         self.seed = seed
         self.rank = rank
         self.world = world
-        self.per_rank = math.ceil(n / world)
+        self.padded = math.ceil(n / world)
+        self.per_rank = self.padded
+        if batch_size > 1 and self.per_rank > 1 and self.per_rank % batch_size == 1:
+            self.per_rank -= 1
         self.epoch = 0
         self.start = 0
 
@@ -470,7 +474,7 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         order = _rng(self.seed, 0x0DE5, self.epoch).permutation(self.n)
-        total = self.per_rank * self.world
+        total = self.padded * self.world
         order = np.resize(order, total)  # wraps around to pad (DistributedSampler's rule)
         for local in range(self.start, self.per_rank):
             position = local * self.world + self.rank
@@ -1013,8 +1017,8 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             warn(f"skipped {problem}")
         if not train_ids:
             raise InputError(f"--dataset: no readable training image ({len(skipped)} skipped)")
-    if d.world > 1:
-        val_src = _Source()  # rank 0 validates
+    if not d.main:
+        val_src = _Source()  # rank 0 alone validates
     # Run folder (rank 0 decides, the others follow).
     run_dir, has_state, error = None, False, None
     if d.main:
@@ -1062,7 +1066,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    sampler = EpochSampler(len(train_ids), config.seed, d.rank, d.world)
+    sampler = EpochSampler(len(train_ids), config.seed, d.rank, d.world, config.batch_size)
     steps_per_epoch = math.ceil(sampler.per_rank / config.batch_size)
     total_iters = steps_per_epoch * config.epochs
 

@@ -10,6 +10,7 @@ import typer
 from irstd import __version__
 from irstd.cli import train as _train
 from irstd.cli._common import new_app
+from irstd.cli.data import data_app, synth
 
 app = new_app(help="Infrared small target detection: CgriNet, LCM, IPI, NRAM and the community metrics.")
 
@@ -29,6 +30,8 @@ def _root(
 
 
 # Commands are registered below, one line each (module functions only parse, call and render).
+app.add_typer(data_app, name="data")
+app.command("synth")(synth)
 app.command("train")(_train.train)
 
 

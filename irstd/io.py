@@ -1,0 +1,803 @@
+"""Image input and output: one reader for every input, atomic writers.
+
+Reading
+-------
+:func:`read_image` returns a 2-D grey array with the file's sample type kept (``uint8``,
+``uint16`` or ``float32``). The rules:
+
+* 8-bit colour, palette and alpha images (PNG, JPEG, BMP, 8-bit TIFF) become grey with the
+  ITU-R 601-2 luma transform exactly as Pillow's ``Image.convert('L')`` does,
+  ``L = (19595 R + 38470 G + 7471 B + 32768) >> 16``; alpha is ignored, palette images go
+  through their palette, grey+alpha keeps the grey channel. Results are bit-identical to Pillow,
+  which the classical reference implementations use.
+* 16-bit data is never truncated to 8 bits: 16-bit PNG is decoded with OpenCV
+  (``IMREAD_UNCHANGED``), TIFF with tifffile. 16-bit colour uses the same luma weights
+  (0.299, 0.587, 0.114) in floating point, rounded to ``uint16``.
+* Float TIFF (32 or 64 bit) is returned as ``float32``; colour float data uses the same weights.
+* Multi-page TIFF: one page per frame (:func:`read_frames`, :func:`count_frames`).
+
+Every unreadable input (missing, a folder, empty, truncated, corrupt, not an image, zero-sized)
+raises :class:`irstd.errors.InputError` with a one-line message naming the file.
+
+:func:`to_float` maps an image to ``float32`` in [0, 1] by the *bit depth rule*
+(``uint8 / 255``, ``uint16 / (2**bit_depth - 1)`` clipped, float as is);
+:func:`bit_depth_rule` states that rule as a string for run records.
+
+Writing
+-------
+:func:`atomic_write` (temporary file in the same folder, then ``os.replace``),
+:func:`write_image`, :func:`write_json` and :func:`write_text`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import stat
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irstd.errors import InputError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "atomic_write",
+    "bit_depth_rule",
+    "count_frames",
+    "image_facts",
+    "image_info",
+    "mask_from_image",
+    "mask_full_value",
+    "read_frames",
+    "read_image",
+    "read_mask",
+    "read_scores",
+    "to_float",
+    "write_image",
+    "write_json",
+    "write_text",
+]
+
+#: File name suffixes recognised as images (lower case).
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+#: ITU-R 601-2 luma weights (R, G, B).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_file(path: str | os.PathLike) -> Path:
+    """Return ``Path(path)`` after checking that it names a non-empty regular file."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: is a folder, expected an image file")
+    if st.st_size == 0:
+        raise InputError(f"{path}: empty file")
+    return p
+
+
+def _sniff(p: Path) -> str:
+    """Container format from the first bytes: 'png', 'tiff', 'jpeg', 'bmp' or 'other'."""
+    return _sniff_head(p)[0]
+
+
+def _sniff_head(p: Path) -> tuple[str, bytes]:
+    """(container format, first 32 bytes)."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(32)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if head.startswith(_PNG_MAGIC):
+        return "png", head
+    if head[:4] in _TIFF_MAGICS:
+        return "tiff", head
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg", head
+    if head.startswith(b"BM"):
+        return "bmp", head
+    return "other", head
+
+
+def _png_header(p: Path, head: bytes | None = None) -> tuple[int, int, int, int]:
+    """(width, height, bit depth, colour type) from a PNG's IHDR chunk."""
+    if head is None or len(head) < 29:
+        with open(p, "rb") as f:
+            head = f.read(29)
+    if len(head) < 29 or head[12:16] != b"IHDR":
+        raise InputError(f"{p}: truncated or corrupt PNG (no IHDR chunk)")
+    width = int.from_bytes(head[16:20], "big")
+    height = int.from_bytes(head[20:24], "big")
+    return width, height, head[24], head[25]
+
+
+def _luma_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Pillow's integer ITU-R 601-2 luma on uint8 R, G, B planes (bit-identical)."""
+    r = rgb[..., 0].astype(np.uint32)
+    g = rgb[..., 1].astype(np.uint32)
+    b = rgb[..., 2].astype(np.uint32)
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
+def _luma_float(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601-2 luma in float64 on R, G, B planes."""
+    x = rgb.astype(np.float64)
+    wr, wg, wb = LUMA_WEIGHTS
+    return wr * x[..., 0] + wg * x[..., 1] + wb * x[..., 2]
+
+
+def _to_grey(arr: np.ndarray, path: Path, rgb_order: bool = True) -> np.ndarray:
+    """Reduce an (H, W), (H, W, C) array to 2-D grey with the module's rules."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 3:
+        c = arr.shape[2]
+        if c == 2:  # grey + alpha
+            arr = arr[..., 0]
+        elif c in (3, 4):
+            rgb = arr[..., :3] if rgb_order else arr[..., 2::-1]
+            if rgb.dtype == np.uint8:
+                arr = _luma_uint8(rgb)
+            elif rgb.dtype == np.uint16:
+                arr = np.clip(np.rint(_luma_float(rgb)), 0, 65535).astype(np.uint16)
+            else:
+                arr = _luma_float(rgb)
+        else:
+            raise InputError(f"{path}: unsupported image with {c} channels")
+    if arr.ndim != 2:
+        raise InputError(f"{path}: unsupported image shape {arr.shape}")
+    return _normalise_dtype(arr, path)
+
+
+def _normalise_dtype(arr: np.ndarray, path: Path) -> np.ndarray:
+    """Map the decoded sample type to uint8, uint16 or float32."""
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * np.uint8(255)  # as Pillow's '1' -> 'L'
+    if arr.dtype in (np.uint8, np.uint16, np.float32):
+        return np.ascontiguousarray(arr)
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32)
+    if arr.dtype.kind in "iu":
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if arr.dtype.itemsize == 1 and lo >= 0:
+            return arr.astype(np.uint8)
+        if lo >= 0 and hi <= 65535:
+            return arr.astype(np.uint16)
+        raise InputError(
+            f"{path}: unsupported sample type {arr.dtype} with values {lo}..{hi} (expected 8-bit, 16-bit or float)"
+        )
+    raise InputError(f"{path}: unsupported sample type {arr.dtype}")
+
+
+def _check_size(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.size == 0 or 0 in arr.shape:
+        raise InputError(f"{path}: zero-sized image {arr.shape}")
+    return arr
+
+
+# ---- Pillow (8-bit PNG, JPEG, BMP, others) -------------------------------------------------
+
+_PIL_8BIT_MODES = {"1", "L", "P", "RGB", "RGBA", "LA", "PA", "La", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
+
+
+def _read_pillow(p: Path, frame: int) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(p) as im:
+                n = getattr(im, "n_frames", 1)
+                if not 0 <= frame < n:
+                    raise InputError(f"{p}: frame {frame} out of range (the file has {n} frame{'s' * (n != 1)})")
+                if frame:
+                    im.seek(frame)
+                im.load()
+                if im.width == 0 or im.height == 0:
+                    raise InputError(f"{p}: zero-sized image ({im.width}x{im.height})")
+                if im.mode in _PIL_8BIT_MODES:
+                    arr = np.asarray(im.convert("L"))
+                elif im.mode.startswith("I;16") or im.mode in ("I", "F"):
+                    arr = np.asarray(im)
+                    if arr.dtype.byteorder == ">":
+                        arr = arr.astype(arr.dtype.newbyteorder("="))
+                else:
+                    arr = np.asarray(im.convert("L"))
+    except InputError:
+        raise
+    except Exception as exc:  # Pillow raises many types for bad files
+        raise InputError(f"{p}: not a readable image ({_reason(exc)})") from None
+    return _check_size(_to_grey(arr, p), p)
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160]
+
+
+# ---- OpenCV (16-bit PNG) -------------------------------------------------------------------
+
+
+def _read_png16(p: Path) -> np.ndarray:
+    import cv2
+    from PIL import Image
+
+    # Pillow's verify() walks every chunk and checks CRCs without decoding: catches truncation
+    # and corruption that libpng may only warn about.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(p) as im:
+                im.verify()
+    except Exception as exc:
+        raise InputError(f"{p}: not a readable image ({_reason(exc)})") from None
+    data = np.fromfile(p, dtype=np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise InputError(f"{p}: not a readable image (OpenCV cannot decode this PNG)")
+    return _check_size(_to_grey(arr, p, rgb_order=False), p)  # OpenCV gives BGR(A)
+
+
+# ---- tifffile (TIFF) -----------------------------------------------------------------------
+
+
+def _tiff_page_to_grey(page, p: Path) -> np.ndarray:
+    arr = page.asarray()
+    photometric = int(getattr(page, "photometric", 1))
+    if photometric == 3 and getattr(page, "colormap", None) is not None:  # palette
+        cmap = np.asarray(page.colormap)  # (3, 2**bits) uint16
+        rgb = cmap[:, arr].transpose(1, 2, 0)
+        if arr.dtype == np.uint8:
+            # TIFF colormaps are 16-bit; Pillow keeps the high byte
+            arr = _luma_uint8((rgb >> 8).astype(np.uint8))
+        else:
+            arr = np.clip(np.rint(_luma_float(rgb)), 0, 65535).astype(np.uint16)
+        return _normalise_dtype(arr, p)
+    if photometric == 0 and arr.dtype.kind == "u":  # min-is-white: invert like Pillow
+        arr = np.iinfo(arr.dtype).max - arr
+    axes = getattr(page, "axes", "")
+    if arr.ndim == 3 and axes.startswith("S") and arr.shape[0] in (2, 3, 4):  # planar
+        arr = np.moveaxis(arr, 0, -1)
+    return _to_grey(arr, p)
+
+
+def _open_tiff(p: Path):
+    import tifffile
+
+    try:
+        return tifffile.TiffFile(p)
+    except Exception as exc:
+        raise InputError(f"{p}: not a readable TIFF ({_reason(exc)})") from None
+
+
+def _read_tiff(p: Path, frame: int) -> np.ndarray:
+    with _open_tiff(p) as tif:
+        n = len(tif.pages)
+        if n == 0:
+            raise InputError(f"{p}: not a readable TIFF (no pages)")
+        if not 0 <= frame < n:
+            raise InputError(f"{p}: frame {frame} out of range (the file has {n} frame{'s' * (n != 1)})")
+        page = None
+        try:
+            page = tif.pages[frame]
+            if 0 in tuple(getattr(page, "shape", (1,))):
+                raise InputError(f"{p}: zero-sized image {page.shape}")
+            if int(getattr(page, "photometric", 1)) in (5, 6, 8) and np.dtype(page.dtype) == np.uint8:
+                # CMYK, YCbCr, CIELab in 8 bits: Pillow's own conversion, bit-identical by definition
+                return _read_pillow(p, frame)
+            arr = _tiff_page_to_grey(page, p)
+        except InputError:
+            raise
+        except Exception as exc:
+            # e.g. LZW or JPEG compression, which tifffile decodes only with imagecodecs: Pillow
+            # reads those for 8-bit, 16-bit grey and float data, but would truncate 16-bit colour.
+            if int(getattr(page, "samplesperpixel", 1)) > 1 and int(getattr(page, "bitspersample", 8)) > 8:
+                raise InputError(
+                    f"{p}: cannot decode this {page.bitspersample}-bit colour TIFF ({_reason(exc)}; "
+                    f"install the 'imagecodecs' package)"
+                ) from None
+            try:
+                return _read_pillow(p, frame)
+            except InputError:
+                raise InputError(f"{p}: not a readable TIFF ({_reason(exc)})") from None
+    return _check_size(arr, p)
+
+
+# --------------------------------------------------------------------------------------------
+# public reading API
+# --------------------------------------------------------------------------------------------
+
+
+def read_image(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
+    """Read one image as a 2-D grey array, sample type preserved.
+
+    Parameters
+    ----------
+    path : str or path-like
+        PNG, TIFF, JPEG or BMP file (other formats Pillow reads in 8 bits also work).
+    frame : int, optional
+        Page of a multi-page TIFF (0-based). Other files have one frame.
+
+    Returns
+    -------
+    image : ndarray, shape (H, W), dtype uint8, uint16 or float32
+        Grey image; colour converted with ITU-R 601-2 luma (bit-identical to Pillow's
+        ``convert('L')`` for 8-bit data), 16-bit kept at 16 bits.
+
+    Raises
+    ------
+    InputError
+        The file is missing, a folder, empty, truncated, corrupt, not an image or zero-sized,
+        or ``frame`` is out of range.
+    """
+    p = _check_file(path)
+    if frame < 0:
+        raise InputError(f"{path}: frame {frame} out of range")
+    kind, head = _sniff_head(p)
+    if kind == "tiff":
+        return _read_tiff(p, frame)
+    if kind == "png":
+        _, _, depth, _ = _png_header(p, head)
+        if depth == 16:
+            if frame:
+                raise InputError(f"{p}: frame {frame} out of range (the file has 1 frame)")
+            return _read_png16(p)
+    return _read_pillow(p, frame)
+
+
+def count_frames(path: str | os.PathLike) -> int:
+    """Number of frames in an image file (pages of a TIFF; 1 for PNG, JPEG, BMP)."""
+    p = _check_file(path)
+    kind = _sniff(p)
+    if kind == "tiff":
+        with _open_tiff(p) as tif:
+            return len(tif.pages)
+    if kind == "png":
+        return 1
+    from PIL import Image
+
+    try:
+        with Image.open(p) as im:
+            return int(getattr(im, "n_frames", 1))
+    except Exception as exc:
+        raise InputError(f"{p}: not a readable image ({_reason(exc)})") from None
+
+
+def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Iterate over the frames of an image file (every page of a multi-page TIFF).
+
+    Yields 2-D grey arrays with the rules of :func:`read_image`.
+    """
+    p = _check_file(path)
+    if _sniff(p) != "tiff":
+        for i in range(count_frames(p)):
+            yield read_image(p, frame=i)
+        return
+    n = count_frames(p)
+    with _open_tiff(p) as tif:  # one open for the whole stack
+        for i in range(n):
+            try:
+                page = tif.pages[i]
+                if int(getattr(page, "photometric", 1)) in (5, 6, 8):
+                    raise ValueError("decoded by Pillow")
+                arr = _check_size(_tiff_page_to_grey(page, p), p)
+            except InputError:
+                raise
+            except Exception:
+                arr = _read_tiff(p, i)  # same rules and fallbacks as read_image
+            yield arr
+
+
+def image_info(path: str | os.PathLike) -> dict[str, Any]:
+    """Size and sample type from the file header, without decoding pixels where possible.
+
+    Returns
+    -------
+    info : dict
+        ``width``, ``height``, ``dtype`` (of :func:`read_image`'s result), ``frames``,
+        ``format`` and ``colour`` (``grey``, ``grey+alpha``, ``rgb``, ``rgba``, ``palette``,
+        ``bilevel`` or ``other``: what the file stores before the grey conversion). Raises
+        :class:`InputError` for an unreadable header.
+    """
+    p = _check_file(path)
+    kind, head = _sniff_head(p)
+    if kind == "png":
+        w, h, depth, ctype = _png_header(p, head)
+        if w == 0 or h == 0:
+            raise InputError(f"{p}: zero-sized image ({w}x{h})")
+        colour = {0: "grey", 2: "rgb", 3: "palette", 4: "grey+alpha", 6: "rgba"}.get(ctype, "other")
+        if ctype == 0 and depth == 1:
+            colour = "bilevel"
+        return {"width": w, "height": h, "dtype": "uint16" if depth == 16 else "uint8", "frames": 1,
+                "format": "png", "colour": colour}
+    if kind == "tiff":
+        with _open_tiff(p) as tif:
+            if not tif.pages:
+                raise InputError(f"{p}: not a readable TIFF (no pages)")
+            page = tif.pages[0]
+            dt = np.dtype(page.dtype) if page.dtype is not None else np.dtype(np.uint8)
+            if dt == np.bool_:
+                dt = np.dtype(np.uint8)
+            elif dt.kind == "f":
+                dt = np.dtype(np.float32)
+            elif dt.itemsize > 1:
+                dt = np.dtype(np.uint16)
+            photometric = int(getattr(page, "photometric", 1))
+            spp = int(getattr(page, "samplesperpixel", 1))
+            if photometric == 3:
+                colour = "palette"
+            elif photometric == 2:
+                colour = "rgba" if spp >= 4 else "rgb"
+            elif photometric in (0, 1):
+                colour = "bilevel" if page.bitspersample == 1 else ("grey+alpha" if spp == 2 else "grey")
+            else:
+                colour = "other"
+            return {
+                "width": int(page.imagewidth),
+                "height": int(page.imagelength),
+                "dtype": str(dt),
+                "frames": len(tif.pages),
+                "format": "tiff",
+                "colour": colour,
+            }
+    from PIL import Image
+
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            mode = im.mode
+            frames = int(getattr(im, "n_frames", 1))
+            fmt = (im.format or kind).lower()
+    except Exception as exc:
+        raise InputError(f"{p}: not a readable image ({_reason(exc)})") from None
+    if w == 0 or h == 0:
+        raise InputError(f"{p}: zero-sized image ({w}x{h})")
+    dtype = "float32" if mode == "F" else "uint16" if mode.startswith("I") else "uint8"
+    colour = {"1": "bilevel", "L": "grey", "LA": "grey+alpha", "P": "palette", "PA": "palette", "RGB": "rgb",
+              "RGBA": "rgba"}.get(mode, "grey" if mode.startswith("I") or mode == "F" else "other")
+    return {"width": w, "height": h, "dtype": dtype, "frames": frames, "format": fmt, "colour": colour}
+
+
+def image_facts(path: str | os.PathLike, bit_depth: int | None = None) -> dict[str, Any]:
+    """What :func:`read_image` makes of a file: size, frames, type, value range of frame 0 and the
+    bit depth rule of :func:`to_float` (decodes the first frame)."""
+    info = image_info(path)
+    image = read_image(path)
+    return {
+        "path": str(path),
+        "format": info["format"],
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+        "frames": info["frames"],
+        "dtype": str(image.dtype),
+        "min": float(np.nanmin(image)) if image.dtype.kind == "f" else int(image.min()),
+        "max": float(np.nanmax(image)) if image.dtype.kind == "f" else int(image.max()),
+        "bit_depth_rule": bit_depth_rule(image.dtype, bit_depth),
+    }
+
+
+def _check_bit_depth(bit_depth: int | None) -> int | None:
+    if bit_depth is None:
+        return None
+    if not isinstance(bit_depth, (int, np.integer)) or isinstance(bit_depth, bool) or not 1 <= bit_depth <= 16:
+        raise InputError(f"--bit-depth: expected an integer from 1 to 16, got {bit_depth!r}")
+    return int(bit_depth)
+
+
+def to_float(image: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
+    """Map an image to ``float32`` in [0, 1] by the bit depth rule.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``uint8``, ``uint16``, ``bool`` or float array (any shape).
+    bit_depth : int, optional
+        Significant bits of 16-bit data, e.g. 14 for a 14-bit camera stored in ``uint16``
+        (1 to 16; default 16, the full range). Applies to ``uint16`` data only: 8-bit data is
+        always divided by 255 and float data is used as is, so one setting serves a dataset
+        that mixes 8- and 16-bit files.
+
+    Returns
+    -------
+    out : ndarray of float32
+        ``uint8 / 255``; ``uint16 / (2**bit_depth - 1)`` clipped to [0, 1]; ``bool`` as 0/1;
+        float data unchanged (cast to float32). See :func:`bit_depth_rule`.
+    """
+    image = np.asarray(image)
+    dt = image.dtype
+    bits = _check_bit_depth(bit_depth) or 16
+    if dt == np.bool_:
+        return image.astype(np.float32)
+    if dt == np.uint8:
+        return image.astype(np.float32) / np.float32(255)
+    if dt == np.uint16:
+        out = image.astype(np.float32) / np.float32(2**bits - 1)
+        if bits < 16:
+            np.clip(out, 0.0, 1.0, out=out)
+        return out
+    if dt.kind == "f":
+        return image.astype(np.float32, copy=False)
+    raise InputError(f"image: unsupported sample type {dt} (expected uint8, uint16 or float)")
+
+
+def bit_depth_rule(dtype: np.dtype | str, bit_depth: int | None = None) -> str:
+    """The bit depth rule of :func:`to_float` for ``dtype`` as one line, for run records.
+
+    Examples
+    --------
+    >>> bit_depth_rule("uint16", 14)
+    'uint16 / 16383 (14-bit), clipped to [0, 1]'
+    """
+    dt = np.dtype(dtype)
+    bits = _check_bit_depth(bit_depth) or 16
+    if dt == np.bool_:
+        return "bool as 0/1"
+    if dt == np.uint8:
+        return "uint8 / 255 (8-bit full range)"
+    if dt == np.uint16:
+        if bits == 16:
+            return "uint16 / 65535 (16-bit full range)"
+        return f"uint16 / {2**bits - 1} ({bits}-bit), clipped to [0, 1]"
+    if dt.kind == "f":
+        return f"{dt} used as is"
+    raise InputError(f"image: unsupported sample type {dt}")
+
+
+def mask_full_value(image: np.ndarray) -> float:
+    """The value that means "target" in a mask image (the other binary value is 0).
+
+    ``1`` when every value is 0 or 1 (0/1 masks, integer or float), else ``255`` for integer
+    masks whose values do not exceed 255 (8-bit masks, also when stored in 16 bits), else the
+    maximum of the type (65535 for 16-bit). Float masks: ``1.0``.
+    """
+    if image.dtype.kind == "f":
+        return 1.0
+    if image.dtype == np.bool_:
+        return 1
+    top = int(image.max(initial=0))
+    if top <= 1:
+        return 1
+    if top <= 255:
+        return 255
+    return int(np.iinfo(image.dtype).max)
+
+
+def mask_from_image(image: np.ndarray) -> np.ndarray:
+    """Binary mask from a mask image: ``image > mask_full_value(image) / 2``."""
+    if image.dtype == np.bool_:
+        return image.copy()
+    return image > mask_full_value(image) / 2
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a ground-truth mask as a 2-D ``bool`` array.
+
+    A pixel is target when its grey value is above half the mask's full value
+    (:func:`mask_full_value`): ``> 127`` for 8-bit 0/255 masks, ``> 32767`` for 16-bit
+    0/65535 masks, ``> 0.5`` for float masks, and value 1 for 0/1 masks (the other common
+    convention). Colour masks go through the luma rule of :func:`read_image` first.
+    """
+    return mask_from_image(read_image(path))
+
+
+def read_scores(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a saved prediction (score) map as ``float64``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.npy`` (2-D float or integer array), image file (PNG, TIFF, ...).
+    shape : (int, int), optional
+        Expected (H, W); a different shape raises :class:`InputError`.
+
+    Returns
+    -------
+    scores : ndarray, shape (H, W), float64
+        Integer images (8- or 16-bit) as ``value / max of the dtype`` (``/255``, ``/65535``);
+        float data (``.npy``, float TIFF) as is. Singleton leading/trailing axes are dropped.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, not 2-D, wrong shape, NaN or infinite values.
+    """
+    p = _check_file(path)
+    if p.suffix.lower() == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable .npy array ({_reason(exc)})") from None
+        arr = np.asarray(arr)
+        if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
+            arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:-1])
+        if arr.ndim != 2:
+            raise InputError(f"{path}: expected a 2-D score map, got shape {arr.shape}")
+        if arr.dtype == np.bool_:
+            scores = arr.astype(np.float64)
+        elif arr.dtype.kind == "u" and arr.dtype.itemsize <= 2:
+            scores = arr.astype(np.float64) / np.iinfo(arr.dtype).max
+        elif arr.dtype.kind in "fiu":
+            scores = arr.astype(np.float64)
+        else:
+            raise InputError(f"{path}: unsupported score type {arr.dtype}")
+    else:
+        img = read_image(p)
+        if img.dtype.kind == "f":
+            scores = img.astype(np.float64)
+        else:
+            scores = img.astype(np.float64) / np.iinfo(img.dtype).max
+    if 0 in scores.shape:
+        raise InputError(f"{path}: zero-sized score map {scores.shape}")
+    if shape is not None and tuple(scores.shape) != tuple(shape):
+        raise InputError(
+            f"{path}: score map is {scores.shape[1]}x{scores.shape[0]} (WxH), expected {shape[1]}x{shape[0]}"
+        )
+    if not np.isfinite(scores).all():
+        bad = int((~np.isfinite(scores)).sum())
+        raise InputError(f"{path}: {bad} NaN or infinite score value{'s' * (bad != 1)}")
+    return scores
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Context manager yielding a temporary path to write; moved onto ``path`` on success.
+
+    The temporary file lies in the same folder (so ``os.replace`` is atomic) and keeps the
+    suffix of ``path`` (writers that pick the format from the extension work). On an exception
+    the temporary file is removed and ``path`` is left untouched.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Final file.
+    overwrite : bool, optional
+        When False and ``path`` exists, raise :class:`InputError` (before and after writing).
+
+    Examples
+    --------
+    >>> with atomic_write("out/scores.npy") as tmp:  # doctest: +SKIP
+    ...     np.save(tmp, scores)
+    """
+    final = Path(path)
+    if not overwrite and final.exists():
+        raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp{final.suffix}")
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OSError(f"{path}: nothing was written")
+        if not overwrite and final.exists():
+            raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str, overwrite: bool = True) -> Path:
+    """Write ``text`` (UTF-8) atomically; returns the path."""
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json(path: str | os.PathLike, obj: Any, overwrite: bool = True) -> Path:
+    """Write ``obj`` as indented JSON (NumPy scalars and arrays allowed) atomically.
+
+    Non-finite floats are written as ``null`` so the file stays valid JSON.
+    """
+    text = json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
+    return write_text(path, text, overwrite=overwrite)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray) and obj.dtype.kind == "f":
+        return [_finite(v) for v in obj.tolist()]
+    return obj
+
+
+def write_image(
+    path: str | os.PathLike, array: np.ndarray, bit_depth: int | None = None, overwrite: bool = True
+) -> Path:
+    """Write a grey or RGB(A) image atomically; format from the extension.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.png`` (8 or 16 bit), ``.tif``/``.tiff`` (8, 16 bit or float32), ``.jpg``, ``.bmp``
+        (8 bit).
+    array : ndarray, shape (H, W), (H, W, 3) or (H, W, 4)
+        ``bool`` (written 0/255), ``uint8``, ``uint16`` or float. Colour arrays are in RGB(A)
+        order. Float data goes to TIFF as float32; to other formats it must lie in [0, 1] and is
+        scaled to ``bit_depth`` bits (8 by default, 16 for PNG on request) and rounded.
+    bit_depth : {8, 16}, optional
+        Only for float data written to an integer format.
+    overwrite : bool, optional
+        When False, an existing ``path`` raises :class:`InputError`.
+    """
+    import cv2
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    arr = np.asarray(array)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)) or arr.size == 0:
+        raise ValueError(f"{path}: cannot write an array of shape {arr.shape} as an image")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * np.uint8(255)
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float32)
+        elif arr.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"{path}: cannot write {arr.dtype} data (uint8, uint16 or float)")
+        photometric = "rgb" if arr.ndim == 3 and arr.shape[2] in (3, 4) else "minisblack"
+        extrasamples = ("unassalpha",) if arr.ndim == 3 and arr.shape[2] == 4 else None
+        with atomic_write(p, overwrite=overwrite) as tmp:
+            tifffile.imwrite(tmp, arr, photometric=photometric, extrasamples=extrasamples, compression="zlib")
+        return p
+    if suffix not in (".png", ".jpg", ".jpeg", ".bmp"):
+        raise ValueError(f"{path}: unsupported image format {suffix!r} (png, tif, jpg, bmp)")
+    if arr.dtype.kind == "f":
+        bits = bit_depth or 8
+        if bits not in (8, 16) or (bits == 16 and suffix != ".png"):
+            raise ValueError(f"{path}: bit_depth {bits} not supported for {suffix}")
+        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+            raise ValueError(f"{path}: float data must lie in [0, 1] to be written as {suffix}")
+        dt = np.uint8 if bits == 8 else np.uint16
+        arr = np.rint(arr * (2**bits - 1)).astype(dt)
+    if arr.dtype not in (np.uint8, np.uint16) or (arr.dtype == np.uint16 and suffix != ".png"):
+        raise ValueError(f"{path}: cannot write {arr.dtype} data as {suffix}")
+    if arr.ndim == 3:
+        arr = arr[..., 0] if arr.shape[2] == 1 else cv2.cvtColor(
+            arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        )
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 6] if suffix == ".png" else []
+    ok, buf = cv2.imencode(suffix if suffix != ".jpeg" else ".jpg", np.ascontiguousarray(arr), params)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode the image")
+    with atomic_write(p, overwrite=overwrite) as tmp:
+        buf.tofile(tmp)
+    return p

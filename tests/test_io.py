@@ -1,0 +1,402 @@
+"""Tests of irstd.io: every input kind, the luma rule against Pillow, bad inputs, writers."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from irstd import io
+from irstd.errors import InputError
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+# ---- 8-bit: bit-identical to Pillow's convert('L') ----------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "LA", "1"])
+def test_png_8bit_modes_match_pillow(tmp_path, rng, mode):
+    if mode == "P":
+        im = Image.fromarray(rng.integers(0, 256, (23, 31), dtype=np.uint8), "P")
+        im.putpalette(rng.integers(0, 256, 768, dtype=np.uint8).tobytes())
+    elif mode == "1":
+        im = Image.fromarray(rng.integers(0, 2, (23, 31)).astype(bool))
+    else:
+        bands = len(mode)
+        shape = (23, 31) if bands == 1 else (23, 31, bands)
+        im = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+    path = tmp_path / f"x_{mode}.png"
+    im.save(path)
+    got = io.read_image(path)
+    with Image.open(path) as ref:
+        expected = np.asarray(ref.convert("L"))
+    assert got.dtype == np.uint8 and got.shape == (23, 31)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_rgba_alpha_is_ignored(tmp_path, rng):
+    rgb = rng.integers(0, 256, (8, 9, 3), dtype=np.uint8)
+    a = np.dstack([rgb, np.zeros((8, 9), np.uint8)])
+    b = np.dstack([rgb, np.full((8, 9), 255, np.uint8)])
+    Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(b, "RGBA").save(tmp_path / "b.png")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "a.png"), io.read_image(tmp_path / "b.png"))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
+def test_jpeg_bmp_match_pillow(tmp_path, rng, suffix):
+    path = tmp_path / f"x{suffix}"
+    Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8), "RGB").save(path)
+    with Image.open(path) as ref:
+        expected = np.asarray(ref.convert("L"))
+    np.testing.assert_array_equal(io.read_image(path), expected)
+
+
+def test_tiff_8bit_rgb_matches_pillow(tmp_path, rng):
+    rgb = rng.integers(0, 256, (17, 19, 3), dtype=np.uint8)
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, rgb, photometric="rgb")
+    expected = np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+    np.testing.assert_array_equal(io.read_image(path), expected)
+
+
+def test_luma_formula_matches_pillow_on_all_extremes():
+    # every corner of the RGB cube and a dense random sample
+    vals = np.array([0, 1, 127, 128, 254, 255], np.uint8)
+    grid = np.stack(np.meshgrid(vals, vals, vals, indexing="ij"), -1).reshape(1, -1, 3)
+    rnd = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for rgb in (grid, rnd):
+        np.testing.assert_array_equal(io._luma_uint8(rgb), np.asarray(Image.fromarray(rgb, "RGB").convert("L")))
+
+
+# ---- 16-bit and float ---------------------------------------------------------------------
+
+
+def test_png_16bit_grey_not_truncated(tmp_path):
+    img = np.array([[0, 1, 255, 256], [1000, 40000, 65534, 65535]], np.uint16)
+    path = tmp_path / "g16.png"
+    cv2.imwrite(str(path), img)
+    got = io.read_image(path)
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, img)
+
+
+def test_png_16bit_colour_uses_rgb_weights(tmp_path, rng):
+    rgb = rng.integers(0, 65536, (6, 7, 3), dtype=np.uint16)
+    path = tmp_path / "c16.png"
+    cv2.imwrite(str(path), rgb[..., ::-1])  # OpenCV writes BGR
+    got = io.read_image(path)
+    expected = np.rint(0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.uint16)
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, expected)
+    # pure red stays distinguishable from pure blue (BGR order handled)
+    red = np.zeros((2, 2, 3), np.uint16)
+    red[..., 0] = 60000
+    cv2.imwrite(str(tmp_path / "red.png"), red[..., ::-1])
+    assert io.read_image(tmp_path / "red.png")[0, 0] == round(0.299 * 60000)
+
+
+def test_tiff_16bit_and_float(tmp_path, rng):
+    u16 = rng.integers(0, 65536, (9, 11), dtype=np.uint16)
+    f32 = rng.random((9, 11), dtype=np.float32) * 3 - 1
+    tifffile.imwrite(tmp_path / "u16.tif", u16)
+    tifffile.imwrite(tmp_path / "f32.tiff", f32)
+    a = io.read_image(tmp_path / "u16.tif")
+    b = io.read_image(tmp_path / "f32.tiff")
+    assert a.dtype == np.uint16 and b.dtype == np.float32
+    np.testing.assert_array_equal(a, u16)
+    np.testing.assert_array_equal(b, f32)
+
+
+def test_multipage_tiff_frames(tmp_path, rng):
+    stack = rng.integers(0, 65536, (4, 5, 6), dtype=np.uint16)
+    path = tmp_path / "stack.tif"
+    with tifffile.TiffWriter(path) as w:
+        for page in stack:
+            w.write(page)
+    assert io.count_frames(path) == 4
+    frames = list(io.read_frames(path))
+    assert len(frames) == 4
+    for f, s in zip(frames, stack):
+        np.testing.assert_array_equal(f, s)
+    np.testing.assert_array_equal(io.read_image(path, frame=2), stack[2])
+    with pytest.raises(InputError, match="frame 4 out of range"):
+        io.read_image(path, frame=4)
+    assert io.count_frames(tmp_path / "stack.tif") == 4
+
+
+def test_single_frame_counts(tmp_path):
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "a.png")
+    assert io.count_frames(tmp_path / "a.png") == 1
+    assert len(list(io.read_frames(tmp_path / "a.png"))) == 1
+
+
+def test_image_info_from_header(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((5, 7), np.uint16))
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((2, 5, 7), np.float32))
+    Image.fromarray(np.zeros((5, 7, 3), np.uint8)).save(tmp_path / "c.jpg")
+    assert io.image_info(tmp_path / "a.png")["dtype"] == "uint16"
+    info = io.image_info(tmp_path / "b.tif")
+    assert (info["width"], info["height"], info["dtype"], info["frames"]) == (7, 5, "float32", 2)
+    info = io.image_info(tmp_path / "c.jpg")
+    assert (info["width"], info["height"], info["dtype"]) == (7, 5, "uint8")
+
+
+# ---- to_float and the bit depth rule -------------------------------------------------------
+
+
+def test_to_float_rules():
+    u8 = np.array([0, 128, 255], np.uint8)
+    np.testing.assert_allclose(io.to_float(u8), [0, 128 / 255, 1], rtol=1e-7)
+    u16 = np.array([0, 8191, 16383, 65535], np.uint16)
+    np.testing.assert_allclose(io.to_float(u16), [0, 8191 / 65535, 16383 / 65535, 1], rtol=1e-6)
+    np.testing.assert_allclose(io.to_float(u16, bit_depth=14), [0, 8191 / 16383, 1, 1], rtol=1e-6)
+    f = np.array([-0.5, 2.0], np.float32)
+    np.testing.assert_array_equal(io.to_float(f), f)
+    assert io.to_float(u8).dtype == np.float32
+    np.testing.assert_array_equal(io.to_float(u8, bit_depth=14), io.to_float(u8))  # 16-bit data only
+    for bad in (0, 17, 2.5):
+        with pytest.raises(InputError, match="bit-depth"):
+            io.to_float(u16, bit_depth=bad)
+
+
+def test_bit_depth_rule_strings():
+    assert io.bit_depth_rule("uint8") == "uint8 / 255 (8-bit full range)"
+    assert io.bit_depth_rule(np.uint16) == "uint16 / 65535 (16-bit full range)"
+    assert io.bit_depth_rule("uint16", 14) == "uint16 / 16383 (14-bit), clipped to [0, 1]"
+    assert io.bit_depth_rule("float32") == "float32 used as is"
+    assert io.bit_depth_rule("uint8", 14) == "uint8 / 255 (8-bit full range)"
+
+
+# ---- masks and scores ----------------------------------------------------------------------
+
+
+def test_read_mask_conventions(tmp_path):
+    m255 = np.array([[0, 255], [128, 127]], np.uint8)
+    Image.fromarray(m255).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(io.read_mask(tmp_path / "a.png"), [[False, True], [True, False]])
+    Image.fromarray(np.array([[0, 1], [1, 0]], np.uint8)).save(tmp_path / "b.png")
+    np.testing.assert_array_equal(io.read_mask(tmp_path / "b.png"), [[False, True], [True, False]])
+    cv2.imwrite(str(tmp_path / "c.png"), np.array([[0, 65535]], np.uint16))
+    np.testing.assert_array_equal(io.read_mask(tmp_path / "c.png"), [[False, True]])
+    assert io.read_mask(tmp_path / "a.png").dtype == np.bool_
+
+
+def test_read_scores_kinds(tmp_path):
+    Image.fromarray(np.array([[0, 255, 51]], np.uint8)).save(tmp_path / "a.png")
+    np.testing.assert_allclose(io.read_scores(tmp_path / "a.png"), [[0, 1, 0.2]])
+    cv2.imwrite(str(tmp_path / "b.png"), np.array([[0, 65535]], np.uint16))
+    np.testing.assert_allclose(io.read_scores(tmp_path / "b.png"), [[0, 1]])
+    np.save(tmp_path / "c.npy", np.array([[0.25, 0.5]], np.float32))
+    s = io.read_scores(tmp_path / "c.npy", shape=(1, 2))
+    assert s.dtype == np.float64
+    np.testing.assert_allclose(s, [[0.25, 0.5]])
+    tifffile.imwrite(tmp_path / "d.tif", np.array([[0.125, 0.75]], np.float32))
+    np.testing.assert_allclose(io.read_scores(tmp_path / "d.tif"), [[0.125, 0.75]])
+
+
+def test_read_scores_errors(tmp_path):
+    np.save(tmp_path / "nan.npy", np.array([[0.1, np.nan]]))
+    with pytest.raises(InputError, match=r"nan\.npy: 1 NaN"):
+        io.read_scores(tmp_path / "nan.npy")
+    np.save(tmp_path / "s.npy", np.zeros((3, 4)))
+    with pytest.raises(InputError, match="expected 5x3"):
+        io.read_scores(tmp_path / "s.npy", shape=(3, 5))
+    np.save(tmp_path / "v.npy", np.zeros((2, 3, 4)))
+    with pytest.raises(InputError, match="2-D"):
+        io.read_scores(tmp_path / "v.npy")
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    with pytest.raises(InputError, match="bad.npy"):
+        io.read_scores(tmp_path / "bad.npy")
+
+
+# ---- bad inputs ----------------------------------------------------------------------------
+
+
+def _bad_files(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(good)
+    data = good.read_bytes()
+    files = {
+        "empty": (tmp_path / "empty.png", b"", "empty file"),
+        "truncated": (tmp_path / "trunc.png", data[: len(data) // 2], "not a readable image"),
+        "text": (tmp_path / "text.png", b"hello, this is not an image\n", "not a readable image"),
+        "garbage_tif": (tmp_path / "g.tif", b"II*\x00garbage", "not a readable TIFF"),
+    }
+    for path, content, _ in files.values():
+        path.write_bytes(content)
+    return files
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "text", "garbage_tif"])
+def test_bad_files_raise_one_line_input_error(tmp_path, kind):
+    path, _, message = _bad_files(tmp_path)[kind]
+    with pytest.raises(InputError) as exc:
+        io.read_image(path)
+    text = str(exc.value)
+    assert "\n" not in text
+    assert text.startswith(str(path))
+    assert message in text
+
+
+def test_truncated_16bit_png(tmp_path):
+    path = tmp_path / "t16.png"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 65536, (64, 64), dtype=np.uint16))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 200])
+    with pytest.raises(InputError, match="t16.png"):
+        io.read_image(path)
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        io.read_image(tmp_path / "nope.png")
+    with pytest.raises(InputError, match="is a folder"):
+        io.read_image(tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore:.*zero-size")
+def test_zero_sized_tiff(tmp_path):
+    path = tmp_path / "zero.tif"
+    tifffile.imwrite(path, np.zeros((0, 5), np.uint8))
+    with pytest.raises(InputError, match="zero.tif"):
+        io.read_image(path)
+
+
+def test_zero_sized_png_header(tmp_path):
+    # hand-made PNG with width 0 in IHDR
+    import struct
+    import zlib
+
+    def chunk(tag, payload):
+        return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 4, 8, 0, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    (tmp_path / "z.png").write_bytes(png)
+    with pytest.raises(InputError, match="z.png"):
+        io.read_image(tmp_path / "z.png")
+    with pytest.raises(InputError, match="z.png"):
+        io.image_info(tmp_path / "z.png")
+
+
+# ---- writers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,array",
+    [
+        ("a.png", np.arange(12, dtype=np.uint8).reshape(3, 4)),
+        ("b.png", (np.arange(12, dtype=np.uint16) * 5000).reshape(3, 4)),
+        ("c.tif", (np.arange(12, dtype=np.uint16) * 5000).reshape(3, 4)),
+        ("d.tiff", np.linspace(-1, 2, 12, dtype=np.float32).reshape(3, 4)),
+        ("e.bmp", np.arange(12, dtype=np.uint8).reshape(3, 4)),
+    ],
+)
+def test_write_image_roundtrip(tmp_path, name, array):
+    path = io.write_image(tmp_path / "sub" / name, array)
+    got = io.read_image(path)
+    assert got.dtype == array.dtype
+    np.testing.assert_array_equal(got, array)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_write_image_float_and_rgb(tmp_path):
+    io.write_image(tmp_path / "f.png", np.array([[0.0, 0.5, 1.0]]))
+    np.testing.assert_array_equal(io.read_image(tmp_path / "f.png"), [[0, 128, 255]])
+    io.write_image(tmp_path / "f16.png", np.array([[0.0, 1.0]]), bit_depth=16)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "f16.png"), [[0, 65535]])
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[..., 0] = 255  # red
+    io.write_image(tmp_path / "rgb.png", rgb)
+    with Image.open(tmp_path / "rgb.png") as im:
+        assert im.mode == "RGB" and im.getpixel((0, 0)) == (255, 0, 0)
+    io.write_image(tmp_path / "m.png", np.array([[True, False]]))
+    np.testing.assert_array_equal(io.read_image(tmp_path / "m.png"), [[255, 0]])
+
+
+def test_atomic_write_cleans_up_and_keeps_old_file(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with io.atomic_write(target) as tmp:
+            tmp.write_text("new, partial")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    with io.atomic_write(target) as tmp:
+        assert tmp.parent == target.parent and tmp.suffix == ".txt"
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    with pytest.raises(InputError, match="already exists"):
+        with io.atomic_write(target, overwrite=False) as tmp:
+            tmp.write_text("x")
+    assert target.read_text() == "new"
+
+
+def test_write_json(tmp_path):
+    path = io.write_json(tmp_path / "r.json", {"a": np.float32(0.5), "b": np.arange(3), "c": float("nan")})
+    assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1, 2], "c": None}
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "RGB", "RGBA", "P", "CMYK"])
+@pytest.mark.parametrize("compression", [None, "tiff_deflate", "tiff_lzw"])
+def test_tiff_8bit_modes_match_pillow(tmp_path, rng, mode, compression):
+    if mode == "1":
+        im = Image.fromarray(rng.integers(0, 2, (13, 17)).astype(bool))
+    elif mode == "P":
+        im = Image.fromarray(rng.integers(0, 256, (13, 17), dtype=np.uint8), "P")
+        im.putpalette(rng.integers(0, 256, 768, dtype=np.uint8).tobytes())
+    else:
+        bands = len(mode)
+        im = Image.fromarray(rng.integers(0, 256, (13, 17, bands) if bands > 1 else (13, 17), dtype=np.uint8), mode)
+    path = tmp_path / "x.tif"
+    im.save(path, compression=compression)
+    with Image.open(path) as ref:
+        expected = np.asarray(ref.convert("L"))
+    np.testing.assert_array_equal(io.read_image(path), expected)
+
+
+def test_tiff_16bit_rgb_and_planar(tmp_path, rng):
+    rgb = rng.integers(0, 65536, (5, 6, 3), dtype=np.uint16)
+    expected = np.rint(0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "c.tif"), expected)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "p.tif"), expected)
+
+
+def test_mask_rule_values():
+    assert io.mask_full_value(np.array([0, 1], np.uint8)) == 1
+    assert io.mask_full_value(np.array([0, 255], np.uint16)) == 255  # 8-bit mask stored in 16 bits
+    assert io.mask_full_value(np.array([0, 65535], np.uint16)) == 65535
+    assert io.mask_full_value(np.array([0.0, 1.0], np.float32)) == 1.0
+    np.testing.assert_array_equal(io.mask_from_image(np.array([0, 200, 255], np.uint16)), [False, True, True])
+    np.testing.assert_array_equal(io.mask_from_image(np.array([0.2, 0.6], np.float32)), [False, True])
+
+
+def test_lzw_tiff_16bit_grey_via_fallback(tmp_path, rng):
+    # tifffile needs imagecodecs for LZW; the reader falls back to Pillow, which keeps 16 bits
+    u16 = rng.integers(0, 65536, (7, 9), dtype=np.uint16)
+    Image.fromarray(u16).save(tmp_path / "g.tif", compression="tiff_lzw")
+    got = io.read_image(tmp_path / "g.tif")
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, u16)
+
+
+def test_image_info_colour(tmp_path, rng):
+    Image.fromarray(rng.integers(0, 256, (4, 5, 3), dtype=np.uint8), "RGB").save(tmp_path / "a.png")
+    Image.fromarray(rng.integers(0, 256, (4, 5), dtype=np.uint8)).convert("P").save(tmp_path / "b.png")
+    Image.fromarray(rng.integers(0, 256, (4, 5, 4), dtype=np.uint8), "RGBA").save(tmp_path / "c.png")
+    tifffile.imwrite(tmp_path / "d.tif", rng.integers(0, 256, (4, 5, 3), dtype=np.uint8), photometric="rgb")
+    tifffile.imwrite(tmp_path / "e.tif", rng.integers(0, 256, (4, 5), dtype=np.uint16))
+    got = [io.image_info(tmp_path / n)["colour"] for n in ("a.png", "b.png", "c.png", "d.tif", "e.tif")]
+    assert got == ["rgb", "palette", "rgba", "rgb", "grey"]

@@ -34,7 +34,6 @@ import platform
 import random
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -612,21 +611,14 @@ def unflatten_state(structure: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder + ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    """Write ``data`` through ``irstd.io.atomic_write`` (temp file + ``os.replace``), fsync'ed."""
+    from irstd.io import atomic_write
+
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

@@ -194,8 +194,7 @@ def test_checkpoint_round_trip(dataset, tmp_path):
 
     result = train(config(dataset, tmp_path / "run", epochs=1))
     saved = state_model(result.run_dir)
-    loaded = load_model(result.run_dir / "last.safetensors")
-    model = loaded[0] if isinstance(loaded, tuple) else loaded
+    model = load_model(result.run_dir / "last.safetensors")
     state = model.state_dict()
     assert set(state) == set(saved)
     assert all(torch.equal(state[k], saved[k]) for k in state)
@@ -300,14 +299,26 @@ def test_union_of_two_datasets_namespaces_ids(dataset, tmp_path):
 # --- command line -------------------------------------------------------------------------------
 
 
-def test_cli_end_to_end(dataset, tmp_path):
+def test_cli_end_to_end(tmp_path):
+    data = tmp_path / "synth16"
+    made = CliRunner().invoke(app, ["synth", "--out", str(data), "--count", "10", "--size", "40", "72",
+                                    "--seed", "1", "--bit-depth", "16"])
+    assert made.exit_code == 0, made.output
     out = tmp_path / "cli_run"
-    args = ["train", "--dataset", str(dataset), "--model", "cgrinet_test", "--epochs", "1", "--batch-size", "4",
-            "--crop", "32", "--out", str(out), "--amp"]
+    args = ["train", "--dataset", str(data), "--model", "cgrinet_test", "--epochs", "1", "--batch-size", "2",
+            "--crop", "32", "--out", str(out), "--amp", "--device", "cpu"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "warning: --amp needs CUDA" in result.output
     assert (out / "last.safetensors").is_file() and (out / "config.yaml").is_file()
+    from irstd.models import load_model
+
+    model = load_model(out / "last.safetensors")
+    mean = float(model.input_mean.flatten()[0])
+    assert 0 < mean < 1 and "uint16/(2**16-1)" in model.weights_metadata["bit_depth_rule"]
+    test_ids = set((data / "splits" / "test.txt").read_text().split())
+    ids = json.loads((out / "ids.json").read_text())
+    assert not {i.split("/", 1)[1] for i in ids["train"]["ids"] + ids["val"]["ids"]} & test_ids
     # --config reads the saved config back; command-line flags override it.
     again = CliRunner().invoke(app, ["train", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "again"), "--epochs", "2"])
     assert again.exit_code == 0, again.output

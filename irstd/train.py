@@ -891,7 +891,7 @@ def _validate(model, source: _Source, device: torch.device, bit_depth, in_chans:
     return {k: float(summary[k]) for k in ("miou", "niou", "pd", "fa")}
 
 
-def _weights_metadata(config, *, epoch, mean, std, train_ids, val_ids, names, command, kind, metrics, d) -> dict[str, str]:
+def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids, names, command, kind, metrics, d) -> dict[str, str]:
     from irstd.io import to_float  # noqa: F401 - the rule below names it
 
     bits = config.bit_depth or 16
@@ -903,7 +903,7 @@ def _weights_metadata(config, *, epoch, mean, std, train_ids, val_ids, names, co
         "variant": config.model,
         "input_mean": repr(mean),
         "input_std": repr(std),
-        "input_channels": "1",
+        "input_channels": str(in_chans),
         "bit_depth_rule": f"irstd.io.to_float(bit_depth={config.bit_depth}): uint8/255, uint16/(2**{bits}-1) clipped, float as is",
         "train_data": json.dumps(data),
         "train_split": config.split,
@@ -954,6 +954,11 @@ def train(
     ``config.batch_size`` images per step; rank 0 validates, logs and writes the files.
     """
     _check_config(config)
+    config = dataclasses.replace(
+        config,
+        datasets=[str(Path(p).resolve()) for p in config.datasets],
+        pretrained_backbone=str(Path(config.pretrained_backbone).resolve()) if config.pretrained_backbone else None,
+    )
     emit = progress or (lambda event: None)
     command = command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     wants_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
@@ -1029,6 +1034,8 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         _check_resume(config, saved_state, d)
     elif config.resume:
         warn(f"{run_dir}: no saved state yet; starting from the first epoch")
+        if d.main:
+            _truncate_metrics(run_dir / "metrics.csv", 0)
 
     if saved_state is not None and (
         saved_state["train_ids_sha256"] != ids_hash(train_ids) or saved_state["val_ids_sha256"] != ids_hash(val_ids)
@@ -1139,20 +1146,21 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
 
     def weights(kind: str, epoch: int, metrics_) -> None:
         meta = _weights_metadata(
-            config, epoch=epoch, mean=mean, std=std, train_ids=train_ids, val_ids=val_ids,
+            config, epoch=epoch, mean=mean, std=std, in_chans=in_chans, train_ids=train_ids, val_ids=val_ids,
             names=names, command=command, kind=kind, metrics=metrics_, d=d,
         )
         save_weights(model, run_dir / f"{kind}.safetensors", meta)
 
-    # SIGINT → graceful stop at the next step boundary (second Ctrl-C: default behaviour).
+    # SIGINT/SIGTERM → graceful stop at the next step boundary (a second signal: default action).
     stop = stop or threading.Event()
-    old_handler = None
+    old_handlers: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        def _on_sigint(signum, frame):
+        def _on_signal(signum, frame):
             stop.set()
-            signal.signal(signal.SIGINT, old_handler or signal.default_int_handler)
+            signal.signal(signum, old_handlers.get(signum) or signal.SIG_DFL)
 
-        old_handler = signal.signal(signal.SIGINT, _on_sigint)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            old_handlers[signum] = signal.signal(signum, _on_signal)
 
     emit(TrainEvent(
         "start", epoch=epochs_done + 1, epochs=config.epochs, steps=steps_per_epoch, run_dir=str(run_dir),
@@ -1236,8 +1244,8 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
                 emit(TrainEvent("interrupted", epoch=epoch, epochs=config.epochs, message=msg, run_dir=str(run_dir)))
                 break
     finally:
-        if old_handler is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, old_handler)
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
 
     if not interrupted:
         log(f"done: {epochs_done} epochs, best val miou {best_miou} (epoch {best_epoch})")

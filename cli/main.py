@@ -8,6 +8,8 @@ from __future__ import annotations
 import typer
 
 from irstd import __version__
+from irstd.cli import models as models_cli
+from irstd.cli import train as _train
 from irstd.cli._common import new_app
 from irstd.cli.data import data_app, synth
 from irstd.cli.evaluate import evaluate
@@ -32,7 +34,9 @@ def _root(
 # Commands are registered below, one line each (module functions only parse, call and render).
 app.add_typer(data_app, name="data")
 app.command("synth")(synth)
+app.command("models")(models_cli.models_command)
 app.command("evaluate")(evaluate)
+app.command("train")(_train.train)
 
 
 def main() -> None:

@@ -1,0 +1,28 @@
+"""Input checks shared by the baseline methods."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irstd.errors import InputError
+
+
+def as_float_image(image, name: str = "image") -> np.ndarray:
+    """Return ``image`` as a C-contiguous 2-D float64 array.
+
+    Integer inputs (e.g. ``uint8``) are converted to float *before* any arithmetic, so squares
+    cannot wrap around. Raises :class:`irstd.errors.InputError` for anything that is not a
+    non-empty 2-D real array with finite values.
+    """
+    arr = np.asarray(image)
+    if arr.ndim != 2:
+        raise InputError(f"{name}: expected a 2-D grey image, got an array of shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(f"{name}: empty image of shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+            or arr.dtype == np.bool_):
+        raise InputError(f"{name}: unsupported dtype {arr.dtype}")
+    out = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(out).all():
+        raise InputError(f"{name}: image contains NaN or infinite values")
+    return out

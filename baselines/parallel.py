@@ -1,0 +1,108 @@
+"""Run a baseline over many images in worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+class _thread_env:
+    """Set the BLAS/OpenMP thread variables while worker processes are spawned.
+
+    A ``spawn`` worker is a fresh interpreter that inherits the parent's environment; the
+    variables must be set before NumPy (and its OpenBLAS) loads there. An initializer is too
+    late: unpickling it imports this package, hence NumPy, first. So the variables are set in
+    the parent around the pool's lifetime (workers start at submission) and restored after;
+    the parent's own, already loaded BLAS is not affected.
+    """
+
+    def __init__(self, threads: int):
+        self.threads = str(threads)
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self):
+        for var in _THREAD_VARS:
+            self.saved[var] = os.environ.get(var)
+            os.environ[var] = self.threads
+        return self
+
+    def __exit__(self, *exc):
+        for var, val in self.saved.items():
+            if val is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = val
+        return False
+
+
+def _read(item):
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            from irstd.io import read_image  # the toolkit's reader (grey conversion rule)
+        except ImportError:  # pragma: no cover - before irstd.io exists
+            from PIL import Image
+
+            from irstd.errors import InputError
+
+            try:
+                with Image.open(item) as im:
+                    if im.mode not in ("L", "I", "I;16", "F"):
+                        im = im.convert("L")
+                    return np.asarray(im)
+            except OSError as exc:
+                raise InputError(f"{item}: cannot read image ({exc})") from None
+        return read_image(Path(item))
+    return item
+
+
+def _call(fn, item, kwargs):
+    return fn(_read(item), **kwargs)
+
+
+def map_images(fn: Callable[..., np.ndarray], images: Iterable, workers: int = 1,
+               blas_threads: int = 1, **kwargs) -> list[np.ndarray]:
+    """Apply ``fn(image, **kwargs)`` to many images, optionally in worker processes.
+
+    Parameters
+    ----------
+    fn : callable
+        A picklable (module-level) map function, e.g. :func:`irstd.baselines.ipi`.
+    images : iterable of array_like or path
+        Arrays, or paths read with ``irstd.io.read_image`` inside the worker.
+    workers : int, optional
+        Number of processes; 1 (default) runs in this process, in order.
+    blas_threads : int, optional
+        BLAS/OpenMP threads per worker process (default 1: one image per core gives close to
+        ``workers``× throughput, more than the 1.1–1.5× of a multithreaded BLAS on these sizes).
+        Workers are started with the ``spawn`` method with ``OMP_NUM_THREADS``,
+        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``… set in their environment, so the limit
+        holds before NumPy loads there.
+    **kwargs
+        Passed to ``fn`` (picklable values).
+
+    Returns
+    -------
+    list of ndarray
+        Results in input order. The first exception raised by ``fn`` (e.g. ``InputError``) is
+        re-raised here.
+    """
+    items = list(images)
+    if workers < 1:
+        from irstd.errors import InputError
+
+        raise InputError(f"--workers: must be at least 1, got {workers}")
+    if workers == 1 or len(items) <= 1:
+        return [_call(fn, it, kwargs) for it in items]
+    ctx = mp.get_context("spawn")
+    with _thread_env(blas_threads), ProcessPoolExecutor(
+            max_workers=min(workers, len(items)), mp_context=ctx) as pool:
+        futures = [pool.submit(_call, fn, it, kwargs) for it in items]
+        return [f.result() for f in futures]

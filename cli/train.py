@@ -1,0 +1,140 @@
+"""``irstd train``: parse options, call :func:`irstd.train.train`, render progress on stderr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from irstd.cli._common import EXIT_SKIPPED, console
+from irstd.errors import InputError
+
+EXIT_INTERRUPTED = 130  # the shell convention for SIGINT; the state is saved, `--resume` continues
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class _Renderer:
+    """Turns :class:`irstd.train.TrainEvent` objects into a rich progress bar and lines on stderr."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[ips]} img/s  ETA {task.fields[eta]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = None
+        self.interrupted = None
+
+    def __call__(self, event) -> None:
+        kind = event.kind
+        if kind == "start":
+            console.print(f"[bold]irstd train[/] → {event.run_dir}: {event.message}")
+        elif kind == "warning":
+            console.print(f"irstd: warning: {event.message}")
+        elif kind == "step":
+            fields = dict(
+                epoch=f"{event.epoch}/{event.epochs}",
+                loss=f"{event.loss:.4f}",
+                lr=f"{event.lr:.2e}",
+                ips=f"{event.images_per_s:.1f}" if event.images_per_s else "?",
+                eta=_fmt_eta(event.eta_s),
+            )
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task("train", total=event.steps, **fields)
+            self.progress.update(self.task, completed=event.step, total=event.steps, **fields)
+        elif kind == "epoch":
+            metrics = event.metrics or {}
+            val = "  ".join(
+                f"{name} {metrics[key] * scale:.2f}{unit}"
+                for key, name, scale, unit in (("miou", "mIoU", 100, "%"), ("niou", "nIoU", 100, "%"), ("pd", "Pd", 100, "%"), ("fa", "Fa", 1e6, "e-6"))
+                if key in metrics
+            )
+            self.progress.console.print(f"epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  lr {event.lr:.2e}  {val}")
+            if self.task is not None:
+                self.progress.update(self.task, completed=0)
+        elif kind in ("interrupted", "done"):
+            self.stop()
+            if kind == "interrupted":
+                self.interrupted = event.message
+                console.print(f"irstd: {event.message}")
+            else:
+                console.print(f"done: {event.run_dir} ({event.message})")
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+            self.task = None
+
+
+def train(
+    dataset: Optional[list[Path]] = typer.Option(None, "--dataset", help="Dataset folder (repeat for a union; ids become <folder>/<id>)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model variant: cgrinet, cgrinet_small, cgrinet_tiny, cgrinet_test."),
+    split: Optional[str] = typer.Option(None, "--split", help="Training split (default: train) (SIRST: dnanet_50_50/train)."),
+    val_split: Optional[str] = typer.Option(None, "--val-split", help="Validation split (never a test split; disjoint from training)."),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Seeded fraction of the training ids held out for validation (default: 0.1; 0 = none)."),
+    val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate every K epochs (default: 1)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: 400)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step, per process (default: 12)."),
+    crop: Optional[int] = typer.Option(None, "--crop", help="Side of the random training crops, multiple of 32 (default: 128)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate, poly schedule (power 0.9) per iteration (default: 1e-4)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="L2 weight decay (default: 1e-4)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="Loss on every side output (default: unite = 2·IoU + 7·BCE)."),
+    ablation: Optional[list[str]] = typer.Option(None, "--ablation", help="Model override key=value (repeatable), e.g. use_cgm=false."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: 0)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (default: auto)."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="float16 mixed precision (CUDA only; ignored with a warning on CPU)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: 0)."),
+    skip_errors: Optional[bool] = typer.Option(None, "--skip-errors", help="Leave out unreadable image/mask pairs (listed at the end; exit 3)."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Bit depth of 16-bit images for to_float (default: 16)."),
+    pretrained_backbone: Optional[Path] = typer.Option(None, "--pretrained-backbone", help="Encoder weight file (safetensors)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. a run's config.yaml); options given here override it."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/train/<model>, auto-incremented)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its saved state."),
+) -> None:
+    """Train CgriNet on one or more datasets (validation on held-out training ids, never on test).
+
+    Example: irstd train --dataset data/SIRST --split dnanet_50_50/train --model cgrinet_small --epochs 400
+    """
+    from irstd.train import resolve_config, train as run_training
+
+    if val_split is not None and val_fraction is not None:
+        raise InputError("--val-split/--val-fraction: give one of them, not both")
+    cfg = resolve_config(
+        config,
+        datasets=[str(p) for p in dataset] if dataset else None,
+        model=model, split=split, val_split=val_split, val_fraction=val_fraction, val_every=val_every,
+        epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, weight_decay=weight_decay, loss=loss,
+        ablation=list(ablation) if ablation else None, seed=seed, device=device, amp=amp, workers=workers, skip_errors=skip_errors,
+        bit_depth=bit_depth, pretrained_backbone=str(pretrained_backbone) if pretrained_backbone else None,
+        out=str(out) if out else None, resume=resume or None,
+    )
+    if val_fraction is not None and cfg.val_split is not None:
+        cfg.val_split = None  # the command line's --val-fraction overrides a config's split
+    renderer = _Renderer()
+    try:
+        result = run_training(cfg, progress=renderer, command=" ".join(["irstd", *sys.argv[1:]]))
+    finally:
+        renderer.stop()
+    if renderer.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if result.skipped:
+        console.print(f"irstd: {len(result.skipped)} image(s) skipped:")
+        for problem in result.skipped:
+            console.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_SKIPPED)

@@ -1,0 +1,523 @@
+"""CgriNet: context-guided reverse attention network for infrared small target detection.
+
+One architecture file in the timm style: the small building blocks first (channel reduction, CGM,
+MAB, axial attention, RAM), then the :class:`CgriNet` assembly, then a registry of named variants
+whose entries are argument sets.
+
+Data flow (input ``H x W``, multiples of 32; ``C`` = ``channels``, 32 in the paper model)::
+
+    x ── normalise ── Res2Net-50 v1b ─┬─ Res2 (H/8)  ── reduce ── r2 (C) ─┐
+                                      ├─ Res3 (H/16) ── reduce ── r3 (C) ─┼─ MAB ── S_g (H/8)
+                                      └─ Res4 (H/32) ── reduce ── r4 (C) ─┘
+    S_4 = RAM(CGM(r4), S_g)   (H/32)
+    S_3 = RAM(CGM(r3), S_4)   (H/16)
+    S_2 = RAM(CGM(r2), S_3)   (H/8, the final map)
+
+Levels are numbered by the Res2Net stage they read: per-level switches are tuples ordered
+``(Res2, Res3, Res4)``, i.e. finest first. Every side output is resized bilinearly to ``H x W``.
+The resolved specification (shapes, parameter budget, choices) is ``docs/cgrinet.md``.
+
+References
+----------
+.. [1] CgriNet: context-guided reverse attention network with multiscale aggregation for infrared
+       small target detection (the paper; 26.12M parameters counted with the backbone's classifier).
+.. [2] Fan et al., "PraNet: Parallel Reverse Attention Network for Polyp Segmentation", MICCAI 2020.
+.. [3] Wu, Su, Huang, "Cascaded Partial Decoder for Fast and Accurate Salient Object Detection",
+       CVPR 2019 (the partial decoder used as MAB).
+.. [4] Wu et al., "CGNet: A Light-weight Context Guided Network for Semantic Segmentation",
+       IEEE TIP 2021 (the context-guided block used as CGM).
+.. [5] Wang et al., "Axial-DeepLab: Stand-Alone Axial-Attention for Panoptic Segmentation",
+       ECCV 2020 (axial self-attention).
+.. [6] Gao et al., "Res2Net: A New Multi-Scale Backbone Architecture", IEEE TPAMI 2021.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from irstd.errors import InputError
+
+__all__ = [
+    "ChannelReduction",
+    "ContextGuidedModule",
+    "MultiscaleAggregation",
+    "AxialAttention",
+    "ReverseAttentionModule",
+    "CgriNet",
+    "create_model",
+    "list_models",
+    "model_description",
+    "count_parameters",
+    "model_summary",
+]
+
+#: Number of ImageNet classes of the classifier the paper counts with the backbone.
+IMAGENET_CLASSES = 1000
+#: Default input normalisation: the ImageNet statistics of a grey image on [0, 1]
+#: (mean and std of 0.299 R + 0.587 G + 0.114 B are close to 0.449 / 0.226).
+DEFAULT_MEAN = 0.449
+DEFAULT_STD = 0.226
+#: The encoder's total stride: inputs must be multiples of this (``predict`` pads).
+STRIDE = 32
+
+
+def _resize(x: torch.Tensor, size: Sequence[int], align_corners: bool = False) -> torch.Tensor:
+    """Bilinear resize to an explicit target size (export-friendly: no scale factors, and the
+    size is passed through untouched so symbolic sizes stay symbolic under ``torch.export``)."""
+    return F.interpolate(x, size=(size[0], size[1]), mode="bilinear", align_corners=align_corners)
+
+
+class ConvBN(nn.Sequential):
+    """``k x k`` convolution without bias followed by batch normalisation (no activation)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+
+
+class ChannelReduction(nn.Sequential):
+    """1x1 convolution (no bias) + BN + PReLU mapping an encoder stage to ``out_channels``."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.PReLU(out_channels),
+        )
+
+
+class ContextGuidedModule(nn.Module):
+    """CGM: CGNet's context-guided block with a dilation-3 surrounding branch.
+
+    ``y = PReLU(BN(conv1x1(x)))`` to ``mid_channels``; local feature = depthwise 3x3 of ``y``,
+    surrounding context = depthwise 3x3 with ``dilation``; joint feature = PReLU(BN(concat));
+    global context = GAP -> FC -> ReLU -> FC -> sigmoid re-weighting of the joint feature's
+    channels; output = ``x`` + re-weighted joint feature (1x1 projection back to ``channels`` first
+    when ``2 * mid_channels != channels``).
+
+    Parameters
+    ----------
+    channels : int
+        Input and output width.
+    mid_channels : int, optional
+        Width of the local / surrounding branches; ``channels // 2`` by default (CGNet).
+        ``1`` is the literal "one channel" reading of the paper.
+    dilation : int
+        Dilation of the surrounding-context branch (3 in CgriNet).
+    reduction : int
+        Squeeze ratio of the global-context MLP (hidden width ``max(1, 2 * mid // reduction)``).
+    """
+
+    def __init__(self, channels: int, mid_channels: int | None = None, dilation: int = 3, reduction: int = 8):
+        super().__init__()
+        mid = channels // 2 if mid_channels is None else int(mid_channels)
+        joint = 2 * mid
+        hidden = max(1, joint // reduction)
+        self.reduce = nn.Sequential(
+            nn.Conv2d(channels, mid, 1, bias=False), nn.BatchNorm2d(mid, eps=1e-3), nn.PReLU(mid)
+        )
+        self.local = nn.Conv2d(mid, mid, 3, padding=1, groups=mid, bias=False)
+        self.surround = nn.Conv2d(mid, mid, 3, padding=dilation, dilation=dilation, groups=mid, bias=False)
+        self.joint = nn.Sequential(nn.BatchNorm2d(joint, eps=1e-3), nn.PReLU(joint))
+        self.glob = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(joint, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, joint, 1),
+            nn.Sigmoid(),
+        )
+        self.project = nn.Conv2d(joint, channels, 1, bias=False) if joint != channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.reduce(x)
+        j = self.joint(torch.cat([self.local(y), self.surround(y)], dim=1))
+        return x + self.project(j * self.glob(j))
+
+
+class MultiscaleAggregation(nn.Module):
+    """MAB: the partial decoder of CPD/PraNet on three reduced levels, one logit map at Res2 size.
+
+    Convolutions are conv + BN without activation, as the reference code behaves; resizes are
+    bilinear with ``align_corners=True`` (reference) and explicit target sizes.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        c = channels
+        self.up1 = ConvBN(c, c)
+        self.up2 = ConvBN(c, c)
+        self.up3 = ConvBN(c, c)
+        self.up4 = ConvBN(c, c)
+        self.up5 = ConvBN(2 * c, 2 * c)
+        self.cat2 = ConvBN(2 * c, 2 * c)
+        self.cat3 = ConvBN(3 * c, 3 * c)
+        self.conv4 = ConvBN(3 * c, 3 * c)
+        self.out = nn.Conv2d(3 * c, 1, 1)
+
+    def forward(self, r4: torch.Tensor, r3: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
+        s3, s2 = r3.shape[-2:], r2.shape[-2:]
+        r4_at3 = _resize(r4, s3, align_corners=True)
+        r4_at2 = _resize(r4_at3, s2, align_corners=True)
+        a3 = self.up1(r4_at3) * r3
+        a2 = self.up2(r4_at2) * self.up3(_resize(r3, s2, align_corners=True)) * r2
+        b3 = self.cat2(torch.cat([a3, self.up4(r4_at3)], dim=1))
+        b2 = self.cat3(torch.cat([a2, self.up5(_resize(b3, s2, align_corners=True))], dim=1))
+        return self.out(self.conv4(b2))
+
+
+class SumAggregation(nn.Module):
+    """Stand-in for MAB in the ablation ``use_mab=False`` (our own, not from the paper).
+
+    Global map = 1x1 conv (C -> 1, with bias) of ``r2 + up(r3) + up(r4)`` (bilinear).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.out = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, r4: torch.Tensor, r3: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
+        size = r2.shape[-2:]
+        return self.out(r2 + _resize(r3, size) + _resize(r4, size))
+
+
+class AxialAttention(nn.Module):
+    """Single-head axial self-attention along one spatial axis, with a residual.
+
+    For ``axis="height"`` every column is an independent sequence of ``H`` tokens of dimension
+    ``C``; for ``axis="width"`` every row is a sequence of ``W`` tokens. ``q, k`` are 1x1
+    projections to ``C // 8``, ``v`` a 1x1 projection to ``C``; attention is
+    ``softmax(q k^T / sqrt(C // 8))`` along the axis; output = ``gamma * attended + x`` with a
+    learnable scalar ``gamma`` initialised to 0 (the module starts as the identity).
+
+    Unlike the CaraNet/UACANet idiom (a ``view`` that does not select columns), the tensor is
+    permuted so that the height mode really attends within each column.
+    """
+
+    def __init__(self, channels: int, axis: str = "height"):
+        super().__init__()
+        if axis not in ("height", "width"):
+            raise ValueError(f"axis: expected 'height' or 'width', got {axis!r}")
+        if channels % 8:
+            raise ValueError(f"channels: must be a multiple of 8 for axial attention, got {channels}")
+        self.axis = axis
+        key_channels = channels // 8
+        self.scale = 1.0 / math.sqrt(key_channels)
+        self.query = nn.Conv2d(channels, key_channels, 1)
+        self.key = nn.Conv2d(channels, key_channels, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def _rows(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention within each row (along the last axis) of (B, *, H, W) tensors."""
+        b, c, h, w = v.shape
+        d = q.shape[1]
+        q = q.permute(0, 2, 3, 1).reshape(b * h, w, d)
+        k = k.permute(0, 2, 3, 1).reshape(b * h, w, d)
+        v = v.permute(0, 2, 3, 1).reshape(b * h, w, c)
+        attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * self.scale, dim=-1)
+        return torch.bmm(attn, v).reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        if self.axis == "height":  # a module attribute, not data: fixed at construction
+            out = self._rows(q.transpose(2, 3), k.transpose(2, 3), v.transpose(2, 3)).transpose(2, 3)
+        else:
+            out = self._rows(q, k, v)
+        return self.gamma * out + x
+
+
+class ReverseAttentionModule(nn.Module):
+    """RAM: axial attention on the CGM feature, gated by reverse attention, plus the coarser map.
+
+    ``p`` = coarser logits resized to this level; ``r = 1 - sigmoid(p)``;
+    ``a = AxialW(AxialH(f))`` (or ``f`` when ``use_axial=False``: plain PraNet-style reverse
+    attention); output logits ``= conv3x3(a * r) + p``.
+    """
+
+    def __init__(self, channels: int, use_axial: bool = True):
+        super().__init__()
+        if use_axial:
+            self.attention = nn.Sequential(AxialAttention(channels, "height"), AxialAttention(channels, "width"))
+        else:
+            self.attention = nn.Identity()
+        self.out = nn.Conv2d(channels, 1, 3, padding=1)
+
+    def forward(self, f: torch.Tensor, coarser: torch.Tensor) -> torch.Tensor:
+        p = _resize(coarser, f.shape[-2:])
+        reverse = 1.0 - torch.sigmoid(p)
+        return self.out(self.attention(f) * reverse) + p
+
+
+def _per_channel(value: float | Sequence[float], in_chans: int, name: str) -> list[float]:
+    values = [float(value)] if isinstance(value, (int, float)) else [float(v) for v in value]
+    if len(values) == 1:
+        values = values * in_chans
+    if len(values) != in_chans:
+        raise InputError(f"{name}: expected 1 or {in_chans} values, got {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"{name}: values must be finite, got {values}")
+    return values
+
+
+def _three(value: bool | Sequence[bool], name: str) -> list[bool]:
+    values = [bool(value)] * 3 if isinstance(value, bool) else [bool(v) for v in value]
+    if len(values) != 3:
+        raise InputError(f"{name}: expected one flag or three (Res2, Res3, Res4), got {len(values)}")
+    return values
+
+
+class CgriNet(nn.Module):
+    """CgriNet with a timm Res2Net encoder.
+
+    Parameters
+    ----------
+    encoder : str
+        timm architecture of the encoder (``res2net50d`` = Res2Net-50 v1b 26w x 4s).
+    encoder_args : dict, optional
+        Keyword overrides for timm's builder (``layers``, ``channels``, ``stem_width`` ...); this
+        is how the compact variants narrow the encoder.
+    in_chans : int
+        Input channels (1: grey infrared frames).
+    channels : int
+        Width ``C`` of the reduced features, MAB, CGM and RAM (a multiple of 8).
+    input_mean, input_std : float or sequence of float
+        Input normalisation ``(x - mean) / std`` applied inside :meth:`forward` on [0, 1] input;
+        stored as buffers and saved with the weights.
+    use_cgm : bool or 3 bools
+        Per level (Res2, Res3, Res4): CGM on (True) or identity (False).
+    use_axial : bool or 3 bools
+        Per level: axial attention in the RAM (True) or plain reverse attention (False).
+    use_mab : bool
+        MAB partial decoder (True) or the sum-and-1x1 stand-in (False, ours).
+    cgm_mid_channels : int, optional
+        CGM branch width; ``channels // 2`` by default, 1 for the literal paper reading.
+    cgm_dilation, cgm_reduction : int
+        CGM surrounding-context dilation (3) and global-context squeeze ratio (8).
+    pretrained_backbone : str or path, optional
+        Local file with ImageNet weights for the encoder (timm ``res2net50d`` key names,
+        safetensors or ``.pth``); nothing is downloaded. Not recorded in :attr:`model_args`.
+
+    Notes
+    -----
+    ``forward`` takes ``(B, in_chans, H, W)`` in [0, 1] with ``H, W`` multiples of 32 and returns
+    logits: in training mode the list ``[S_g, S_4, S_3, S_2]`` (coarse to final) of
+    ``(B, 1, H, W)`` maps, in eval mode the final map ``S_2`` only. :meth:`forward_all` always
+    returns the list.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "res2net50d",
+        encoder_args: dict[str, Any] | None = None,
+        in_chans: int = 1,
+        channels: int = 32,
+        input_mean: float | Sequence[float] = DEFAULT_MEAN,
+        input_std: float | Sequence[float] = DEFAULT_STD,
+        use_cgm: bool | Sequence[bool] = True,
+        use_axial: bool | Sequence[bool] = True,
+        use_mab: bool = True,
+        cgm_mid_channels: int | None = None,
+        cgm_dilation: int = 3,
+        cgm_reduction: int = 8,
+        pretrained_backbone: str | None = None,
+    ):
+        super().__init__()
+        in_chans = int(in_chans)
+        channels = int(channels)
+        if in_chans < 1:
+            raise InputError(f"in_chans: must be at least 1, got {in_chans}")
+        if channels < 8 or channels % 8:
+            raise InputError(f"channels: must be a positive multiple of 8, got {channels}")
+        encoder_args = {k: list(v) if isinstance(v, tuple) else v for k, v in dict(encoder_args or {}).items()}
+        mean = _per_channel(input_mean, in_chans, "input_mean")
+        std = _per_channel(input_std, in_chans, "input_std")
+        if min(std) <= 0:
+            raise InputError(f"input_std: must be positive, got {std}")
+        use_cgm = _three(use_cgm, "use_cgm")
+        use_axial = _three(use_axial, "use_axial")
+        #: Construction arguments (JSON types) that rebuild this model; saved with the weights.
+        self.model_args: dict[str, Any] = dict(
+            encoder=encoder,
+            encoder_args=encoder_args,
+            in_chans=in_chans,
+            channels=channels,
+            input_mean=mean,
+            input_std=std,
+            use_cgm=use_cgm,
+            use_axial=use_axial,
+            use_mab=bool(use_mab),
+            cgm_mid_channels=None if cgm_mid_channels is None else int(cgm_mid_channels),
+            cgm_dilation=int(cgm_dilation),
+            cgm_reduction=int(cgm_reduction),
+        )
+        #: Registry name when built by :func:`create_model` (``None`` otherwise).
+        self.model_name: str | None = None
+
+        self.register_buffer("input_mean", torch.tensor(mean, dtype=torch.float32).view(1, in_chans, 1, 1))
+        self.register_buffer("input_std", torch.tensor(std, dtype=torch.float32).view(1, in_chans, 1, 1))
+
+        timm_args = {k: tuple(v) if isinstance(v, list) else v for k, v in encoder_args.items()}
+        try:
+            self.encoder = timm.create_model(
+                encoder, pretrained=False, features_only=True, out_indices=(2, 3, 4), in_chans=in_chans, **timm_args
+            )
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise InputError(f"encoder: cannot build {encoder!r} with {encoder_args}: {exc}") from None
+        widths = self.encoder.feature_info.channels()
+        if pretrained_backbone is not None:
+            from irstd.models.weights import load_backbone_weights
+
+            load_backbone_weights(self.encoder, pretrained_backbone)
+
+        self.reduce = nn.ModuleList([ChannelReduction(w, channels) for w in widths])
+        self.cgm = nn.ModuleList(
+            [
+                ContextGuidedModule(channels, cgm_mid_channels, cgm_dilation, cgm_reduction) if on else nn.Identity()
+                for on in use_cgm
+            ]
+        )
+        self.mab = MultiscaleAggregation(channels) if use_mab else SumAggregation(channels)
+        self.ram = nn.ModuleList([ReverseAttentionModule(channels, on) for on in use_axial])
+
+    @property
+    def num_features(self) -> int:
+        """Channels of the deepest encoder stage (what an ImageNet classifier would read)."""
+        return self.encoder.feature_info.channels()[-1]
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """All four side outputs ``[S_g, S_4, S_3, S_2]`` as logits at the input size."""
+        size = x.shape[-2:]
+        f2, f3, f4 = self.encoder((x - self.input_mean) / self.input_std)
+        r2, r3, r4 = self.reduce[0](f2), self.reduce[1](f3), self.reduce[2](f4)
+        s_g = self.mab(r4, r3, r2)
+        s_4 = self.ram[2](self.cgm[2](r4), s_g)
+        s_3 = self.ram[1](self.cgm[1](r3), s_4)
+        s_2 = self.ram[0](self.cgm[0](r2), s_3)
+        return [_resize(s, size) for s in (s_g, s_4, s_3, s_2)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """Logits: the list of side outputs in training mode, the final map in eval mode."""
+        outputs = self.forward_all(x)
+        if self.training:
+            return outputs
+        return outputs[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# Registry: named variants are argument sets for CgriNet.
+
+_MODELS: dict[str, dict[str, Any]] = {
+    # The paper model: Res2Net-50 v1b encoder, C = 32 (24,073,726 trainable at in_chans=1).
+    "cgrinet": dict(encoder="res2net50d", encoder_args={}, channels=32),
+    # Narrow Res2Net-50 (stage widths / 4), same head; trains on CPU.
+    "cgrinet_small": dict(
+        encoder="res2net50d", encoder_args=dict(layers=[3, 4, 6, 3], channels=[16, 32, 64, 128], stem_width=16), channels=32
+    ),
+    # Narrow and shallow (2 blocks per stage).
+    "cgrinet_tiny": dict(
+        encoder="res2net50d", encoder_args=dict(layers=[2, 2, 2, 2], channels=[16, 32, 64, 128], stem_width=16), channels=32
+    ),
+    # Unit-test size.
+    "cgrinet_test": dict(
+        encoder="res2net50d", encoder_args=dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], stem_width=8), channels=8
+    ),
+}
+
+_DESCRIPTIONS = {
+    "cgrinet": "paper model: Res2Net-50 v1b encoder, C=32",
+    "cgrinet_small": "narrow Res2Net-50 (widths/4, 3-4-6-3 blocks), C=32",
+    "cgrinet_tiny": "narrow Res2Net (widths/4, 2-2-2-2 blocks), C=32",
+    "cgrinet_test": "unit-test size (widths/8, 1-1-1-1 blocks), C=8",
+}
+
+
+def list_models() -> list[str]:
+    """Names of the registered CgriNet variants."""
+    return list(_MODELS)
+
+
+def model_description(name: str) -> str:
+    """One-line description of a registered variant."""
+    _check_name(name)
+    return _DESCRIPTIONS[name]
+
+
+def _check_name(name: str) -> None:
+    if name not in _MODELS:
+        raise InputError(f"model: unknown model {name!r} (available: {', '.join(_MODELS)})")
+
+
+def create_model(name: str, pretrained_backbone: str | None = None, **overrides: Any) -> CgriNet:
+    """Build a registered CgriNet variant.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_models` (``cgrinet``, ``cgrinet_small``, ``cgrinet_tiny``,
+        ``cgrinet_test``).
+    pretrained_backbone : str or path, optional
+        Local ImageNet weight file for the encoder (see :class:`CgriNet`).
+    **overrides
+        Any :class:`CgriNet` argument (``in_chans``, ``input_mean``, ``use_cgm`` ...);
+        ``encoder_args`` entries are merged with the variant's.
+
+    Returns
+    -------
+    CgriNet
+        The model, in training mode, with ``model_name`` set.
+    """
+    _check_name(name)
+    args = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _MODELS[name].items()}
+    if "encoder_args" in overrides:
+        args["encoder_args"] = {**args.get("encoder_args", {}), **dict(overrides.pop("encoder_args") or {})}
+    args.update(overrides)
+    model = CgriNet(pretrained_backbone=pretrained_backbone, **args)
+    model.model_name = name
+    return model
+
+
+def count_parameters(model: nn.Module, include_classifier: bool = False) -> int:
+    """Number of trainable parameters.
+
+    Parameters
+    ----------
+    model : nn.Module
+    include_classifier : bool
+        Add the encoder's ImageNet classifier (``num_features * 1000 + 1000``), which the model
+        does not use. This is how the paper (like PraNet) counts: 26,123,302 for ``cgrinet`` at
+        ``in_chans=3``.
+    """
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if include_classifier:
+        n += model.num_features * IMAGENET_CLASSES + IMAGENET_CLASSES
+    return n
+
+
+def model_summary(name: str, **overrides: Any) -> dict[str, Any]:
+    """Name, description and parameter counts of a registered variant.
+
+    Returns
+    -------
+    dict
+        ``name``, ``description``, ``in_chans``, ``params`` (trainable, as built with
+        ``overrides``; ``in_chans=1`` by default) and ``params_paper_convention`` (built with
+        ``in_chans=3`` and the unused ImageNet classifier counted, as the paper counts).
+    """
+    model = create_model(name, **overrides)
+    paper = create_model(name, **{**overrides, "in_chans": 3})
+    return dict(
+        name=name,
+        description=_DESCRIPTIONS[name],
+        in_chans=model.model_args["in_chans"],
+        params=count_parameters(model),
+        params_paper_convention=count_parameters(paper, include_classifier=True),
+    )

@@ -1,0 +1,443 @@
+"""Tests of irstd.train and ``irstd train``: tiny model (cgrinet_test), tiny synthetic PNG datasets, CPU."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from typer.testing import CliRunner
+
+import irstd.data  # noqa: F401 - imported here so the forked DDP workers start warm
+import irstd.losses  # noqa: F401
+import irstd.metrics  # noqa: F401
+import irstd.models  # noqa: F401
+from irstd.cli.main import app
+from irstd.errors import InputError
+from irstd.train import (
+    TrainConfig,
+    augment,
+    flatten_state,
+    load_state,
+    poly_lr,
+    random_crop,
+    resolve_config,
+    train,
+    unflatten_state,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_tiny_dataset(root: Path, count: int = 12, size=(48, 64), seed: int = 0) -> Path:
+    """images/ + masks/ + splits/{train,test}.txt: dim noisy frames with one bright 3×3 target each."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "splits").mkdir()
+    ids = [f"frame{i:03d}" for i in range(count)]
+    for image_id in ids:
+        image = rng.normal(60, 8, size).clip(0, 255)
+        mask = np.zeros(size, bool)
+        y, x = rng.integers(4, size[0] - 4), rng.integers(4, size[1] - 4)
+        mask[y - 1 : y + 2, x - 1 : x + 2] = True
+        image[mask] = 230
+        Image.fromarray(image.astype(np.uint8)).save(root / "images" / f"{image_id}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"{image_id}.png")
+    n_train = count * 2 // 3
+    (root / "splits" / "train.txt").write_text("\n".join(ids[:n_train]) + "\n")
+    (root / "splits" / "test.txt").write_text("\n".join(ids[n_train:]) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny")
+
+
+def config(dataset: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(datasets=[str(dataset)], model="cgrinet_test", epochs=2, batch_size=4, crop=32, out=str(out), seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def state_model(run: Path) -> dict[str, torch.Tensor]:
+    return load_state(run / "state.safetensors")["model"]
+
+
+def metrics_rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# --- pure pieces -------------------------------------------------------------------------------
+
+
+def test_poly_lr():
+    assert poly_lr(1e-3, 0, 100) == pytest.approx(1e-3)
+    assert poly_lr(1e-3, 50, 100) == pytest.approx(1e-3 * 0.5**0.9)
+    assert poly_lr(1e-3, 100, 100) == 0.0
+    assert poly_lr(1e-3, 150, 100) == 0.0
+
+
+def test_random_crop_pads_small_images_and_finds_targets():
+    rng = np.random.default_rng(0)
+    image = np.full((20, 30), 7, np.uint8)
+    mask = np.zeros((20, 30), bool)
+    mask[15, 25] = True
+    for _ in range(20):
+        crop_image, crop_mask = random_crop(image, mask, 32, rng, positive_prob=1.0)
+        assert crop_image.shape == (32, 32) and crop_image.dtype == np.uint8
+        assert crop_mask.sum() == 1
+    padded, _ = random_crop(image.astype(np.float32), mask, 32, rng, positive_prob=0.0, fill=0.25)
+    assert padded[20:, :].min() == padded[:, 30:].max() == 0.25 and padded[:20, :30].max() == 7  # bottom/right
+    big = np.zeros((200, 200), np.uint8)
+    big_mask = np.zeros((200, 200), bool)
+    big_mask[190, 3] = True
+    hits = [random_crop(big, big_mask, 32, rng, positive_prob=1.0)[1].any() for _ in range(50)]
+    assert all(hits)
+    hits = [random_crop(big, big_mask, 32, rng, positive_prob=0.0)[1].any() for _ in range(50)]
+    assert sum(hits) < 25  # uniform crops rarely contain the corner target
+
+
+def test_augment_keeps_image_and_mask_aligned():
+    rng = np.random.default_rng(1)
+    image = np.arange(32 * 32).reshape(32, 32)
+    mask = image % 7 == 0
+    for _ in range(10):
+        a, m = augment(image, mask, rng)
+        assert np.array_equal(a % 7 == 0, m)
+
+
+def test_optimizer_state_round_trip_without_pickle():
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    structure, tensors = flatten_state(opt.state_dict(), "o")
+    json.dumps(structure)  # the structure is plain JSON
+    restored = unflatten_state(json.loads(json.dumps(structure)), tensors)
+    opt2 = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
+    opt2.load_state_dict(restored)
+    a, b = opt.state_dict(), opt2.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    for k in a["state"]:
+        for name, value in a["state"][k].items():
+            assert torch.equal(value, b["state"][k][name])
+
+
+def test_sampler_shards_epochs_and_never_leaves_a_batch_of_one():
+    from irstd.train import EpochSampler
+
+    one = EpochSampler(10, seed=1)
+    one.set_epoch(1)
+    keys = list(one)
+    assert sorted(k[0] for k in keys) == list(range(10)) and {k[1] for k in keys} == {1}
+    one.set_epoch(1, start=4)
+    assert list(one) == keys[4:]  # resumable mid-epoch
+    one.set_epoch(2)
+    assert [k[0] for k in one] != [k[0] for k in keys]  # reshuffled per epoch
+    shards = [EpochSampler(10, seed=1, rank=r, world=2) for r in (0, 1)]
+    for s in shards:
+        s.set_epoch(1)
+    assert sorted(k[0] for s in shards for k in s) == list(range(10))
+    odd = EpochSampler(13, seed=1, batch_size=4)  # 4 + 4 + 4 + 1 -> the single one is left out
+    odd.set_epoch(1)
+    assert len(list(odd)) == 12
+
+
+def test_config_file_and_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("datasets: [a]\nmodel: cgrinet_test\nepochs: 7\nlr: 0.001\n")
+    cfg = resolve_config(path, epochs=3, lr=None)
+    assert (cfg.epochs, cfg.lr, cfg.model, cfg.datasets) == (3, 0.001, "cgrinet_test", ["a"])
+    path.write_text("model: cgrinet_test\nlearning_rate: 1\n")
+    with pytest.raises(InputError, match="learning_rate"):
+        resolve_config(path, datasets=["a"])
+
+
+# --- training runs ------------------------------------------------------------------------------
+
+
+def test_training_lowers_the_loss_and_writes_the_run_folder(dataset, tmp_path):
+    events = []
+    result = train(config(dataset, tmp_path / "run", epochs=5, lr=3e-3, val_every=2), progress=events.append)
+    run = result.run_dir
+    names = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "metrics.csv", "train.log", "last.safetensors", "best.safetensors",
+            "state.safetensors", "state.json", "ids.json"} <= names
+    rows = metrics_rows(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    assert [bool(r["val_miou"]) for r in rows] == [False, True, False, True, True]  # every 2 + last
+    kinds = {e.kind for e in events}
+    assert {"start", "step", "epoch", "done"} <= kinds
+    assert "epoch 5/5" in (run / "train.log").read_text()
+    # Normalisation computed on the training images and stored in the model.
+    ids = json.loads((run / "ids.json").read_text())
+    assert ids["train"]["count"] + ids["val"]["count"] == 8 and ids["val"]["count"] == 1
+
+
+def test_checkpoint_round_trip(dataset, tmp_path):
+    from irstd.models import load_model
+
+    result = train(config(dataset, tmp_path / "run", epochs=1))
+    saved = state_model(result.run_dir)
+    model = load_model(result.run_dir / "last.safetensors")
+    state = model.state_dict()
+    assert set(state) == set(saved)
+    assert all(torch.equal(state[k], saved[k]) for k in state)
+    assert float(state["input_mean"].flatten()[0]) != 0.0  # set from the training images
+    with safe_open(str(result.run_dir / "last.safetensors"), framework="pt") as fh:
+        meta = fh.metadata()
+    for key in ("variant", "input_mean", "input_std", "bit_depth_rule", "train_data", "train_ids_sha256",
+                "val_ids_sha256", "epoch", "seed", "versions", "command"):
+        assert key in meta, key
+    assert meta["variant"] == "cgrinet_test" and meta["epoch"] == "1"
+
+
+@pytest.mark.parametrize("where", ["end_of_epoch", "mid_epoch"])
+def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path, where):
+    straight = train(config(dataset, tmp_path / "straight"))
+    stop = threading.Event()
+
+    def interrupt(event):
+        if where == "end_of_epoch" and event.kind == "epoch" and event.epoch == 1:
+            stop.set()
+        if where == "mid_epoch" and event.kind == "step" and event.epoch == 2 and event.step == 1:
+            stop.set()
+
+    cfg = config(dataset, tmp_path / "resumed")
+    first = train(cfg, progress=interrupt, stop=stop)
+    assert first.interrupted
+    cfg.resume = True
+    second = train(cfg)
+    assert not second.interrupted and second.epochs_done == 2
+    a, b = state_model(straight.run_dir), state_model(second.run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert metrics_rows(straight.run_dir)[-1]["loss"] == metrics_rows(second.run_dir)[-1]["loss"]
+    assert len(metrics_rows(second.run_dir)) == 2
+
+
+def test_resume_refuses_incompatible_changes_and_allows_more_epochs(dataset, tmp_path):
+    cfg = config(dataset, tmp_path / "run", epochs=1)
+    train(cfg)
+    changed = config(dataset, tmp_path / "run", epochs=1, lr=1e-2, resume=True)
+    with pytest.raises(InputError, match="lr"):
+        train(changed)
+    more = resolve_config(None, out=str(tmp_path / "run"), resume=True, epochs=2)
+    assert more.model == "cgrinet_test" and more.epochs == 2  # the rest comes from config.yaml
+    assert train(more).epochs_done == 2
+    with pytest.raises(InputError, match="not empty"):
+        train(config(dataset, tmp_path / "run"))
+
+
+def test_validation_never_reads_test_ids(dataset, tmp_path, monkeypatch):
+    from irstd import data as irstd_data
+
+    test_ids = set((dataset / "splits" / "test.txt").read_text().split())
+    ds = irstd_data.open_dataset(dataset)
+    read: list[str] = []
+    original = type(ds).read_pair
+
+    def spy(self, image_id, *args, **kwargs):
+        read.append(image_id)
+        return original(self, image_id, *args, **kwargs)
+
+    monkeypatch.setattr(type(ds), "read_pair", spy)
+    result = train(config(dataset, tmp_path / "run", epochs=1, val_fraction=0.25))
+    assert read and not set(read) & test_ids
+    assert len(result.val_ids) == 2 and not set(result.val_ids) & set(result.train_ids)
+    with pytest.raises(InputError, match="test split"):
+        train(config(dataset, tmp_path / "run2", val_split="test"))
+    with pytest.raises(InputError, match="disjoint"):
+        train(config(dataset, tmp_path / "run3", val_split="train"))
+
+
+def test_other_split_families_do_not_block_validation(tmp_path):
+    # SIRST-like: a "trainvaltest" list and another protocol's test split overlap the training ids.
+    root = write_tiny_dataset(tmp_path / "sirst", count=9)
+    ids = sorted(p.stem for p in (root / "images").glob("*.png"))
+    (root / "splits" / "trainvaltest.txt").write_text("\n".join(ids))
+    (root / "splits" / "proto").mkdir()
+    (root / "splits" / "proto" / "train.txt").write_text("\n".join(ids[3:]))
+    (root / "splits" / "proto" / "test.txt").write_text("\n".join(ids[:3]))
+    result = train(config(root, tmp_path / "run", epochs=1, split="proto/train", val_fraction=0.5))
+    assert not set(result.val_ids) & {f"sirst/{i}" for i in ids[:3]}
+
+
+def test_skip_errors_leaves_out_broken_pairs(tmp_path):
+    root = write_tiny_dataset(tmp_path / "broken", count=9)
+    first = (root / "splits" / "train.txt").read_text().split()[0]
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "masks" / f"{first}.png")  # size mismatch
+    with pytest.raises(InputError):
+        train(config(root, tmp_path / "strict", epochs=1))
+    assert not (tmp_path / "strict").exists()
+    result = train(config(root, tmp_path / "run", epochs=1, skip_errors=True))
+    assert len(result.skipped) == 1 and first in result.skipped[0]
+    assert f"broken/{first}" not in result.train_ids + result.val_ids
+
+
+def test_union_of_two_datasets_namespaces_ids(dataset, tmp_path):
+    other = write_tiny_dataset(tmp_path / "other", count=6, seed=5)
+    result = train(config(dataset, tmp_path / "run", epochs=1, datasets=[str(dataset), str(other)]))
+    prefixes = {i.split("/")[0] for i in result.train_ids + result.val_ids}
+    assert prefixes == {"tiny", "other"} and len(result.train_ids) + len(result.val_ids) == 8 + 4
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def test_cli_end_to_end(tmp_path):
+    data = tmp_path / "synth16"
+    made = CliRunner().invoke(app, ["synth", "--out", str(data), "--count", "10", "--size", "40", "72",
+                                    "--seed", "1", "--bit-depth", "16"])
+    assert made.exit_code == 0, made.output
+    out = tmp_path / "cli_run"
+    args = ["train", "--dataset", str(data), "--model", "cgrinet_test", "--epochs", "1", "--batch-size", "2",
+            "--crop", "32", "--out", str(out), "--amp", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warning: --amp needs CUDA" in result.output
+    assert (out / "last.safetensors").is_file() and (out / "config.yaml").is_file()
+    from irstd.models import load_model
+
+    model = load_model(out / "last.safetensors")
+    mean = float(model.input_mean.flatten()[0])
+    assert 0 < mean < 1 and "uint16/(2**16-1)" in model.weights_metadata["bit_depth_rule"]
+    test_ids = set((data / "splits" / "test.txt").read_text().split())
+    ids = json.loads((out / "ids.json").read_text())
+    assert not {i.split("/", 1)[1] for i in ids["train"]["ids"] + ids["val"]["ids"]} & test_ids
+    # --config reads the saved config back; command-line flags override it.
+    again = CliRunner().invoke(app, ["train", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "again"), "--epochs", "2"])
+    assert again.exit_code == 0, again.output
+    assert len(metrics_rows(tmp_path / "again")) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "no_such_model"], "unknown model"),
+        (["--model", "cgrinet_test", "--val-split", "test"], "test split"),
+        (["--model", "cgrinet_test", "--crop", "40"], "--crop"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(dataset, tmp_path, extra, message):
+    result = CliRunner().invoke(app, ["train", "--dataset", str(dataset), "--out", str(tmp_path / "r"), *extra])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("irstd: error:") and message in lines[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_missing_dataset_exits_2(tmp_path):
+    result = CliRunner().invoke(app, ["train", "--dataset", str(tmp_path / "nope"), "--model", "cgrinet_test"])
+    assert result.exit_code == 2 and "dataset folder not found" in result.output
+
+
+# --- processes: DDP, SIGINT, kill -9 ------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    train(cfg)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks the test process (Linux)")
+def test_ddp_two_cpu_processes_gloo(dataset, tmp_path):
+    import multiprocessing
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = config(dataset, tmp_path / "ddp", epochs=1, batch_size=2, device="cpu")
+    ctx = multiprocessing.get_context("fork")  # no re-import of torch: a few seconds
+    procs = [ctx.Process(target=_ddp_worker, args=(rank, 2, port, cfg)) for rank in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    run = tmp_path / "ddp"
+    assert (run / "last.safetensors").is_file() and len(metrics_rows(run)) == 1
+    assert "world 2" in (run / "train.log").read_text()
+    assert load_state(run / "state.safetensors")["world_size"] == 2
+    assert float(metrics_rows(run)[0]["val_miou"]) >= 0  # rank 0 validated (not NaN)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_torchrun(dataset, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "irstd.cli.main", "train", "--dataset", str(dataset), "--model", "cgrinet_test",
+           "--epochs", "2", "--batch-size", "2", "--crop", "32", "--device", "cpu", "--out", str(out)]
+    proc = subprocess.run(cmd, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "last.safetensors").is_file() and len(metrics_rows(out)) == 2
+    assert "world 2" in (out / "train.log").read_text()
+    assert load_state(out / "state.safetensors")["world_size"] == 2
+
+
+def _start(dataset: Path, out: Path, tmp_path: Path, epochs: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "irstd.cli.main", "train", "--dataset", str(dataset), "--model", "cgrinet_test",
+           "--epochs", str(epochs), "--batch-size", "2", "--crop", "32", "--device", "cpu", "--out", str(out)]
+    return subprocess.Popen(cmd, env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"{path} not written in {timeout} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigint_saves_state_and_resume_finishes(dataset, tmp_path):
+    out = tmp_path / "run"
+    proc = _start(dataset, out, tmp_path, epochs=50)
+    _wait_for(out / "state.safetensors", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "continue with --resume" in err
+    state = load_state(out / "state.safetensors")
+    done = CliRunner().invoke(app, ["train", "--out", str(out), "--resume", "--epochs", str(state["epochs_done"] + 1)])
+    assert done.exit_code == 0, done.output
+    assert load_state(out / "state.safetensors")["epochs_done"] == state["epochs_done"] + 1
+
+
+@pytest.mark.slow
+def test_kill_9_loses_at_most_the_epoch_in_progress(dataset, tmp_path):
+    out = tmp_path / "run"
+    proc = _start(dataset, out, tmp_path, epochs=50)
+    _wait_for(out / "state.safetensors", proc)
+    time.sleep(0.3)
+    proc.kill()
+    proc.communicate()
+    state = load_state(out / "state.safetensors")  # never a half-written file
+    assert state["epochs_done"] >= 1
+    done = CliRunner().invoke(app, ["train", "--out", str(out), "--resume", "--epochs", str(state["epochs_done"] + 1)])
+    assert done.exit_code == 0, done.output
+    rows = metrics_rows(out)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, state["epochs_done"] + 2))

@@ -1,0 +1,170 @@
+"""``irstd compare``: parse options, call :mod:`irstd.compare`, render (table on stderr)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from irstd.cli._common import EXIT_SKIPPED, console
+from irstd.errors import InputError
+
+_MAX_SKIPPED_SHOWN = 20
+
+
+def _num(value, scale=1.0, digits=2) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value * scale:.{digits}f}"
+
+
+def _params(n) -> str:
+    if n is None:
+        return "–"
+    return f"{n / 1e6:.3f} M" if n >= 1e5 else f"{n:,}"
+
+
+def _table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("method")
+    for name in ("AUC", "IoU %", "nIoU %", "F1 %", "Pd %", "Fa ×10⁻⁶", "s/image", "s/200 img", "params"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(
+            escape(r["method"]),
+            _num(r["auc"], 1, 4),
+            _num(r["miou"], 100),
+            _num(r["niou"], 100),
+            _num(r["f1"], 100),
+            _num(r["pd"], 100),
+            _num(r["fa"], 1e6),
+            _num(r["seconds_per_image"], 1, 3),
+            _num(r["seconds_per_200_images"], 1, 1),
+            _params(r["parameters"]),
+        )
+    return table
+
+
+class _Reporter:
+    """Progress per method and image: a rich bar on a terminal, one plain line per method
+    otherwise (logs, CI)."""
+
+    def __init__(self, bar: Progress | None) -> None:
+        self.bar = bar
+        self.tasks: dict[str, int] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        self.evaluating = None
+
+    def __call__(self, label: str, done: int, total: int, image_id: str, status: str) -> None:
+        if status == "evaluating":
+            if self.bar is not None:
+                if self.evaluating is None:
+                    self.evaluating = self.bar.add_task("evaluating", total=total)
+                self.bar.update(self.evaluating, completed=done)
+            return
+        if status == "start":
+            self.counts[label] = {"computed": 0, "cached": 0, "skipped": 0}
+            if self.bar is not None:
+                self.tasks[label] = self.bar.add_task(escape(label), total=total)
+            return
+        self.counts[label][status] += 1
+        if self.bar is not None:
+            self.bar.update(self.tasks[label], completed=done)
+            if status == "skipped":
+                self.bar.console.print(f"[yellow]{escape(label)}: skipped {escape(image_id)}[/yellow]")
+        elif done == total:
+            c = self.counts[label]
+            console.print(
+                escape(f"{label}: {total} images ({c['computed']} computed, {c['cached']} cached, {c['skipped']} skipped)"),
+                highlight=False,
+            )
+
+
+def compare(
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (images/, masks/, split files)."),
+    split: str = typer.Option(None, "--split", help="Split name, e.g. test or dnanet_50_50/test."),
+    split_file: Path = typer.Option(None, "--split-file", help="Any file with one id per line."),
+    methods: str = typer.Option(
+        ..., "--methods", help="Comma-separated: lcm, ipi, nram, cgrinet, cgrinet:FILE (safetensors weights)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Run folder: table, curves, figures, report.md and the cache a rerun reuses."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics.json (plain fractions) on stdout."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes for the classical methods."),
+    images: str = typer.Option(
+        None, "--images", help="Comma-separated ids shown in surfaces.png and qualitative.png (default: hard cases)."
+    ),
+    threshold: float = typer.Option(
+        None, "--threshold", min=0.0, max=1.0,
+        help="Mask every method by score > T (min-max scores for classical) instead of its own rule.",
+    ),
+    device: str = typer.Option(None, "--device", help="CgriNet device: cpu, cuda, cuda:N (default: CUDA if present)."),
+    bit_depth: int = typer.Option(None, "--bit-depth", help="Bit depth of 16-bit inputs (e.g. 14) for CgriNet's input scaling."),
+    skip_errors: bool = typer.Option(
+        False, "--skip-errors", help="Skip images that fail (any method), list them, exit 3."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Clear the cache of an existing compare folder (or write into a non-empty other folder)."
+    ),
+) -> None:
+    """Compare methods on a dataset split: the table of the papers (AUC, IoU, nIoU, F1, Pd, Fa,
+    time, parameters), ROC/PR/Pd-Fa curves, 3-D surfaces, a qualitative grid and report.md.
+
+    Outputs are cached per method and image under --out: a rerun, or one with an added method,
+    computes only what is missing. Classical methods use their own mask rule (mean + k·std)
+    unless --threshold is given; their curves use min-max normalised maps.
+
+    Exit status: 0 done; 2 unusable input; 3 some images skipped under --skip-errors.
+    """
+    from irstd.compare import compare as run_compare, parse_methods, prepare_out, table_rows, write_outputs
+
+    if split is not None and split_file is not None:
+        raise InputError("--split/--split-file: give one of them, not both")
+    if split is None and split_file is None:
+        raise InputError("--split or --split-file: say which ids to compare on (e.g. --split test)")
+    specs = parse_methods(methods)
+    picks = [i.strip() for i in images.split(",") if i.strip()] if images else None
+    prepare_out(out, overwrite=overwrite)  # before any work
+
+    bar = None
+    if console.is_terminal:
+        bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True,
+        )
+    reporter = _Reporter(bar)
+    if bar is not None:
+        bar.start()
+    try:
+        result = run_compare(
+            dataset, specs, out, split=split, split_file=split_file, threshold=threshold, device=device,
+            bit_depth=bit_depth, workers=workers, skip_errors=skip_errors, progress=reporter,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    command = shlex.join(["irstd", *sys.argv[1:]]) if sys.argv and Path(sys.argv[0]).name == "irstd" else None
+    written = write_outputs(result, images=picks, command=command)
+
+    for image_id, reason in result.skipped[:_MAX_SKIPPED_SHOWN]:
+        console.print(f"[yellow]skipped[/yellow] {escape(image_id)}: {escape(reason)}", highlight=False)
+    if len(result.skipped) > _MAX_SKIPPED_SHOWN:
+        console.print(f"[yellow]... and {len(result.skipped) - _MAX_SKIPPED_SHOWN} more skipped[/yellow]")
+    rows = table_rows(result)
+    where = split if split_file is None else str(split_file)
+    rule = "own rule per method" if threshold is None else f"score > {threshold:g}"
+    console.print(
+        _table(rows, escape(f"{dataset} ({where}): {rows[0]['images']} images, {rows[0]['targets']} targets; masks: {rule}"))
+    )
+    console.print(escape(f"wrote {', '.join(f.name for f in written)} to {out}"), highlight=False, style="dim")
+    if as_json:
+        typer.echo((out / "metrics.json").read_text().rstrip("\n"))
+    if result.skipped:
+        console.print(f"[yellow]{len(result.skipped)} of {len(result.ids)} images skipped[/yellow]")
+        raise typer.Exit(EXIT_SKIPPED)

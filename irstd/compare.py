@@ -1,0 +1,1035 @@
+"""Compare methods on a dataset split: the library behind ``irstd compare``.
+
+:func:`compare` runs every method on every image of a split, caches each output under the run
+folder, evaluates all methods with the one metrics engine (:class:`irstd.metrics.Evaluator`, the
+method's own-rule mask passed as ``pred``) and returns a :class:`CompareResult`;
+:func:`write_outputs` writes the table (``metrics.csv``, ``metrics.json``), the curves, the
+figures and ``report.md``. Nothing here prints: progress goes through a callback.
+
+The cache
+---------
+``<out>/cache/<label>-<key>/`` holds, per image id, ``<id>.npy`` (the score map, lossless: the
+method's own float values, float32 when that is exact and float64 otherwise, restored to the
+method's dtype on reading — so a cached evaluation is bit-identical to a fresh one),
+``<id>.png`` (the own-rule mask, 0/255) and ``<id>.json`` (seconds, dtype, shape and the SHA-256
+of the image file). The json is written last, atomically: an id counts as cached only when its
+json exists, so a run killed mid-way resumes where it stopped. ``<key>`` is a hash of
+:func:`method_key` (method name, score and mask rules, threshold, bit depth, SHA-256 of the
+weights file, irstd version, cache format): a changed method gets a new folder and is recomputed;
+a changed image (other bytes under the same id) is recomputed too.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io as _stringio
+import json
+import math
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as _metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irstd import __version__, io
+from irstd.data import Dataset, open_dataset
+from irstd.errors import InputError
+from irstd.evaluate import jsonable
+from irstd.metrics import DEFAULT_SWEEP, MATCH_DISTANCE, PER_IMAGE_FIELDS, Evaluator
+
+__all__ = [
+    "CACHE_DIR",
+    "CACHE_FORMAT",
+    "MARKER",
+    "OUTPUT_FILES",
+    "TABLE_FIELDS",
+    "CompareResult",
+    "MethodInfo",
+    "MethodResult",
+    "compare",
+    "ids_hash",
+    "method_key",
+    "parse_methods",
+    "prepare_out",
+    "select_images",
+    "table_rows",
+    "write_outputs",
+]
+
+#: The file that marks a folder as an ``irstd compare`` run folder (its cache may be reused).
+MARKER = "compare.json"
+#: Sub-folder of the run folder with one cache folder per method.
+CACHE_DIR = "cache"
+#: Bumped when the cache layout changes (part of every cache key).
+CACHE_FORMAT = 1
+#: What :func:`write_outputs` writes (besides ``compare.json`` and ``cache/``).
+OUTPUT_FILES = (
+    "metrics.csv",
+    "metrics.json",
+    "per_image.csv",
+    "roc.png",
+    "pr.png",
+    "pd_fa.png",
+    "surfaces.png",
+    "qualitative.png",
+    "report.md",
+)
+#: Columns of ``metrics.csv`` (one row per method), in order.
+TABLE_FIELDS = (
+    "method",
+    "kind",
+    "auc",
+    "ap",
+    "miou",
+    "niou",
+    "precision",
+    "recall",
+    "f1",
+    "pd",
+    "fa",
+    "seconds_per_image",
+    "seconds_per_200_images",
+    "parameters",
+    "images",
+    "targets",
+    "hits",
+    "false_alarm_pixels",
+    "score_rule",
+    "mask_rule",
+)
+#: How many images the figures show when ``--images`` is not given.
+DEFAULT_FIGURE_IMAGES = 3
+
+Progress = Callable[[str, int, int, str, str], None]
+"""``progress(method_label, done, total, image_id, status)``; status is ``"start"`` (done = 0),
+``"cached"``, ``"computed"``, ``"skipped"`` or ``"evaluating"``."""
+
+
+# --------------------------------------------------------------------------------------------
+# methods and their cache keys
+# --------------------------------------------------------------------------------------------
+
+
+def parse_methods(text: str | Sequence[str]) -> list[str]:
+    """Method specs from ``--methods`` (``lcm,ipi,nram,cgrinet,cgrinet:FILE``), in order.
+
+    Raises
+    ------
+    irstd.errors.InputError
+        Empty list or a spec given twice.
+    """
+    parts = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
+    specs = [p.strip() for p in parts if p.strip()]
+    if not specs:
+        raise InputError("--methods: give at least one method (e.g. lcm,ipi,nram,cgrinet)")
+    seen = set()
+    for spec in specs:
+        if spec in seen:
+            raise InputError(f"--methods: {spec!r} is listed twice")
+        seen.add(spec)
+    return specs
+
+
+def _sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return h.hexdigest()
+
+
+def ids_hash(ids: Sequence[str]) -> str:
+    """SHA-256 of the id list (one id per line, in order, ``\\n``-terminated)."""
+    return hashlib.sha256("".join(f"{i}\n" for i in ids).encode()).hexdigest()
+
+
+def _weights_file(spec: str, method) -> Path | None:
+    _, sep, file = spec.partition(":")
+    if sep and file:
+        return Path(file)
+    for attr in ("weights", "weights_path", "path"):
+        value = getattr(method, attr, None)
+        if isinstance(value, str | os.PathLike) and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | None) -> dict[str, Any]:
+    """What a cached output depends on; its hash names the method's cache folder.
+
+    The weights enter through their SHA-256, not their path: a moved file keeps its cache, a
+    retrained one (same path, other bytes) is recomputed.
+    """
+    weights = _weights_file(spec, method)
+    return {
+        "method": method.name,
+        "kind": method.kind,
+        "spec": spec.partition(":")[0],
+        "weights_sha256": None if weights is None else _sha256_file(weights),
+        "score_rule": method.score_rule,
+        "mask_rule": method.mask_rule,
+        "threshold": threshold,
+        "bit_depth": bit_depth,
+        "irstd_version": __version__,
+        "cache_format": CACHE_FORMAT,
+    }
+
+
+def _key_hash(key: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _labels(specs: Sequence[str]) -> list[str]:
+    """Display names: the spec, with ``cgrinet:path/to/x.safetensors`` shortened to its file name
+    (parent folders added while two labels clash)."""
+    labels = []
+    for spec in specs:
+        name, sep, file = spec.partition(":")
+        labels.append(f"{name}:{Path(file).name}" if sep and file else spec)
+    for depth in range(2, 8):
+        if len(set(labels)) == len(labels):
+            break
+        for i, spec in enumerate(specs):
+            name, sep, file = spec.partition(":")
+            if sep and file and labels.count(labels[i]) > 1:
+                parts = Path(file).parts[-depth:]
+                labels[i] = f"{name}:{'/'.join(parts)}"
+    return labels if len(set(labels)) == len(labels) else list(specs)
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._")[:60] or "method"
+
+
+@dataclass
+class MethodInfo:
+    """One compared method: how it was asked for, its rules and its cache.
+
+    Attributes
+    ----------
+    spec : str
+        As given in ``--methods``.
+    label : str
+        Name in tables, legends and figures.
+    name, kind, score_rule, mask_rule : str
+        From :class:`irstd.methods.Method`.
+    parameters : int or None
+        Learnable parameters (None for classical methods).
+    weights : str or None
+        Weights file (``cgrinet:FILE``).
+    key : dict
+        :func:`method_key`.
+    cache : Path
+        The method's cache folder.
+    """
+
+    spec: str
+    label: str
+    name: str
+    kind: str
+    score_rule: str
+    mask_rule: str
+    parameters: int | None
+    weights: str | None
+    key: dict[str, Any]
+    cache: Path
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "label": self.label,
+            "name": self.name,
+            "kind": self.kind,
+            "score_rule": self.score_rule,
+            "mask_rule": self.mask_rule,
+            "parameters": self.parameters,
+            "weights": self.weights,
+            "cache_key": self.key,
+            "cache": str(self.cache),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# the run folder and the cache
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_out(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Create or reuse a compare run folder (checked before any work).
+
+    A folder with ``compare.json`` is ours: it is reused with its cache (``overwrite`` clears the
+    cache and the outputs first). Another non-empty folder is refused unless ``overwrite`` (then
+    our files are written into it; nothing else there is touched).
+
+    Raises
+    ------
+    irstd.errors.InputError
+        ``out`` is a file, or a non-empty folder that is not a compare folder (without
+        ``overwrite``).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out exists and is not a folder")
+    ours = (out / MARKER).is_file()
+    if ours and overwrite:
+        shutil.rmtree(out / CACHE_DIR, ignore_errors=True)
+        for name in OUTPUT_FILES:
+            (out / name).unlink(missing_ok=True)
+    elif not ours and out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(
+            f"{out}: --out exists, is not empty and is not an irstd compare folder (no {MARKER}); "
+            "choose another folder or pass --overwrite"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    if not ours or overwrite:
+        io.write_json(
+            out / MARKER,
+            {"format": "irstd-compare", "cache_format": CACHE_FORMAT, "irstd_version": __version__},
+        )
+    return out
+
+
+class _Cache:
+    """Per-method, per-id cache files (see the module documentation)."""
+
+    def __init__(self, folder: Path, key: Mapping[str, Any]) -> None:
+        self.folder = folder
+        self.key = dict(key)
+
+    def open(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key_file = self.folder / "key.json"
+        if not key_file.is_file():
+            io.write_json(key_file, self.key)
+
+    def _paths(self, image_id: str) -> tuple[Path, Path, Path]:
+        return (
+            self.folder / f"{image_id}.npy",
+            self.folder / f"{image_id}.png",
+            self.folder / f"{image_id}.json",
+        )
+
+    def meta(self, image_id: str, image_sha256: str) -> dict | None:
+        """The cached record of ``image_id`` when it is complete and of these image bytes."""
+        npy, png, meta = self._paths(image_id)
+        try:
+            record = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return None
+        if record.get("image_sha256") != image_sha256 or not (npy.is_file() and png.is_file()):
+            return None
+        return record
+
+    def load(self, image_id: str, record: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(scores in the method's dtype, own-rule mask)."""
+        npy, png, _ = self._paths(image_id)
+        try:
+            scores = np.load(npy, allow_pickle=False).astype(record["dtype"])
+        except Exception as exc:  # damaged cache file: named, one line
+            raise InputError(f"{npy}: unreadable cache file ({exc}); rerun with --overwrite") from None
+        mask = io.read_mask(png)
+        shape = tuple(record["shape"])
+        if scores.shape != shape or mask.shape != shape:
+            raise InputError(f"{self.folder}: cache files of id {image_id!r} disagree in size; rerun with --overwrite")
+        return scores, mask
+
+    def store(self, image_id: str, scores: np.ndarray, mask: np.ndarray, seconds: float, image_sha256: str) -> dict:
+        npy, png, meta = self._paths(image_id)
+        scores = np.asarray(scores)
+        stored = scores
+        if scores.dtype == np.float64:
+            narrow = scores.astype(np.float32)
+            if np.array_equal(narrow.astype(np.float64), scores):
+                stored = narrow  # exact: half the disk
+        with io.atomic_write(npy) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, stored, allow_pickle=False)
+        io.write_image(png, np.asarray(mask, dtype=bool))
+        record = {
+            "id": image_id,
+            "seconds": float(seconds),
+            "dtype": str(scores.dtype),
+            "shape": list(scores.shape),
+            "image_sha256": image_sha256,
+            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        io.write_json(meta, record)  # last: the id counts as cached from here on
+        return record
+
+
+# --------------------------------------------------------------------------------------------
+# running the methods
+# --------------------------------------------------------------------------------------------
+
+_WORKER_METHODS: dict = {}
+
+
+def _run_in_worker(spec: str, kwargs: dict, path: str):
+    """Worker-process task: read the image, run the method (built once per process)."""
+    from irstd.methods import get_method
+
+    key = (spec, tuple(sorted(kwargs.items())))
+    method = _WORKER_METHODS.get(key)
+    if method is None:
+        method = _WORKER_METHODS[key] = get_method(spec, **kwargs)
+    image = io.read_image(path)
+    out = method.run(image)
+    return np.asarray(out.scores), np.asarray(out.mask, dtype=bool), float(out.seconds), image.shape
+
+
+def _check_output(scores, mask, shape, where: str) -> None:
+    if np.shape(scores) != tuple(shape) or np.shape(mask) != tuple(shape):
+        raise InputError(
+            f"{where}: output is {np.shape(scores)} / mask {np.shape(mask)}, image is {tuple(shape)}"
+        )
+
+
+@dataclass
+class MethodResult:
+    """One method's evaluation.
+
+    Attributes
+    ----------
+    info : MethodInfo
+    evaluator : Evaluator
+        Over the evaluated ids (own-rule masks for IoU/Pd/Fa/F1, scores for the curves).
+    seconds : dict of str to float
+        Method wall time per evaluated id (from the cache when it was not recomputed).
+    computed, cached : list of str
+        Ids computed in this run / read from the cache.
+    """
+
+    info: MethodInfo
+    evaluator: Evaluator
+    seconds: dict[str, float] = field(default_factory=dict)
+    computed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.info.label
+
+    def seconds_per_image(self) -> float:
+        return float(np.mean(list(self.seconds.values()))) if self.seconds else float("nan")
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` returns.
+
+    Attributes
+    ----------
+    dataset : Dataset
+    split, split_file : str or None
+    ids : list of str
+        The split's ids, in order.
+    evaluated : list of str
+        The ids every method was evaluated on (``ids`` minus ``skipped``).
+    methods : list of MethodResult
+    skipped : list of (str, str)
+        ``(id, one-line reason)``; an id that failed for any method is left out for all, so that
+        every row of the table covers the same images.
+    out : Path
+    protocol : dict
+    """
+
+    dataset: Dataset
+    split: str | None
+    split_file: str | None
+    ids: list[str]
+    evaluated: list[str]
+    methods: list[MethodResult]
+    skipped: list[tuple[str, str]]
+    out: Path
+    protocol: dict[str, Any]
+
+    def method(self, label: str) -> MethodResult:
+        for m in self.methods:
+            if m.label == label:
+                return m
+        raise KeyError(label)
+
+
+def _build_methods(specs, out: Path, *, threshold, device, bit_depth):
+    from irstd.methods import get_method
+
+    labels = _labels(specs)
+    infos, methods = [], []
+    for spec, label in zip(specs, labels):
+        method = get_method(spec, threshold=threshold, device=device, bit_depth=bit_depth)
+        key = method_key(spec, method, threshold=threshold, bit_depth=bit_depth)
+        weights = _weights_file(spec, method)
+        infos.append(
+            MethodInfo(
+                spec=spec,
+                label=label,
+                name=method.name,
+                kind=method.kind,
+                score_rule=method.score_rule,
+                mask_rule=method.mask_rule,
+                parameters=method.parameters,
+                weights=None if weights is None else str(weights),
+                key=key,
+                cache=out / CACHE_DIR / f"{_slug(label)}-{_key_hash(key)[:12]}",
+            )
+        )
+        methods.append(method)
+    return infos, methods
+
+
+def _fail(skip_errors: bool, failed: dict, image_id: str, exc: BaseException) -> None:
+    if not skip_errors:
+        raise exc
+    message = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+    failed.setdefault(image_id, " ".join(message.split()))
+
+
+def compare(
+    dataset: str | os.PathLike | Dataset,
+    methods: str | Sequence[str],
+    out: str | os.PathLike,
+    *,
+    split: str | None = None,
+    split_file: str | os.PathLike | None = None,
+    threshold: float | None = None,
+    device: str | None = None,
+    bit_depth: int | None = None,
+    workers: int = 1,
+    skip_errors: bool = False,
+    overwrite: bool = False,
+    sweep=DEFAULT_SWEEP,
+    progress: Progress | None = None,
+) -> CompareResult:
+    """Run, cache and evaluate several methods on one dataset split.
+
+    Parameters
+    ----------
+    dataset : path-like or Dataset
+    methods : str or sequence of str
+        Method specs (``lcm``, ``ipi``, ``nram``, ``cgrinet``, ``cgrinet:FILE``), see
+        :func:`irstd.methods.get_method`.
+    out : path-like
+        Run folder (see :func:`prepare_out`); its cache is reused.
+    split, split_file : optional
+        Which ids (:meth:`Dataset.ids`); one of them is required.
+    threshold : float, optional
+        Replace every method's own mask rule by ``score > threshold`` (the fixed-threshold
+        protocol); by default each method uses its own rule.
+    device, bit_depth : optional
+        Passed to :func:`irstd.methods.get_method` (CgriNet device, 16-bit input mapping).
+    workers : int, optional
+        Processes for classical methods (networks run in this process).
+    skip_errors : bool, optional
+        Record a failing id in ``skipped`` and go on; otherwise the first failure raises (the
+        outputs cached so far stay).
+    overwrite : bool, optional
+        Clear the cache and outputs of an existing compare folder first.
+    sweep : sequence of float or None, optional
+        Thresholds of the Pd–Fa curve on the scores.
+    progress : callable, optional
+        See :data:`Progress`.
+
+    Returns
+    -------
+    CompareResult
+
+    Raises
+    ------
+    irstd.errors.InputError
+        Unusable options, dataset or out folder; the first failing image unless
+        ``skip_errors``; no image left to evaluate.
+    """
+    if (split is None) == (split_file is None):
+        raise InputError("--split/--split-file: give exactly one of them")
+    if workers < 1:
+        raise InputError(f"--workers: must be at least 1, got {workers}")
+    specs = parse_methods(methods)
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    ids = ds.ids(split=split, split_file=split_file)
+    if not ids:
+        raise InputError(f"{split_file or split}: the split lists no ids")
+    out = prepare_out(out, overwrite=overwrite)
+    infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth)
+    kwargs = {"threshold": threshold, "device": device, "bit_depth": bit_depth}
+    report = (lambda *a: progress(*a)) if progress is not None else (lambda *a: None)
+
+    # Which image bytes each id stands for (part of each cached record), and its mask.
+    failed: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for image_id in ids:
+        try:
+            digests[image_id] = _sha256_file(ds.image_path(image_id))
+            ds.mask_path(image_id)
+        except InputError as exc:
+            _fail(skip_errors, failed, image_id, exc)
+
+    results = []
+    for info, method in zip(infos, method_objs):
+        cache = _Cache(info.cache, info.key)
+        cache.open()
+        result = MethodResult(info=info, evaluator=Evaluator(sweep=sweep))
+        results.append(result)
+        todo, done = [], 0
+        report(info.label, 0, len(ids), "", "start")
+        for image_id in ids:
+            if image_id in failed:
+                done += 1
+                report(info.label, done, len(ids), image_id, "skipped")
+                continue
+            record = cache.meta(image_id, digests[image_id])
+            if record is not None:
+                result.seconds[image_id] = float(record["seconds"])
+                result.cached.append(image_id)
+                done += 1
+                report(info.label, done, len(ids), image_id, "cached")
+            else:
+                todo.append(image_id)
+
+        def finish(image_id, scores, mask, seconds, shape):
+            nonlocal done
+            _check_output(scores, mask, shape, f"{info.label} on {ds.image_path(image_id)}")
+            cache.store(image_id, scores, mask, seconds, digests[image_id])
+            result.seconds[image_id] = float(seconds)
+            result.computed.append(image_id)
+            done += 1
+            report(info.label, done, len(ids), image_id, "computed")
+
+        def failure(image_id, exc):
+            nonlocal done
+            _fail(skip_errors, failed, image_id, exc)
+            done += 1
+            report(info.label, done, len(ids), image_id, "skipped")
+
+        if info.kind == "classical" and workers > 1 and len(todo) > 1:
+            _run_pool(info.spec, kwargs, ds, todo, workers, finish, failure)
+        else:
+            for image_id in todo:
+                try:
+                    image = ds.read_image(image_id)
+                    output = method.run(image)
+                    finish(image_id, output.scores, output.mask, output.seconds, image.shape)
+                except Exception as exc:
+                    failure(image_id, exc)
+
+    evaluated = [i for i in ids if i not in failed]
+    # Every method on the same ids: one pass over the masks, all methods per id.
+    for k, image_id in enumerate(evaluated, start=1):
+        try:
+            gt = ds.read_mask(image_id)
+            maps = []
+            for r in results:
+                record = _Cache(r.info.cache, r.info.key).meta(image_id, digests[image_id])
+                if record is None:  # pragma: no cover - just written
+                    raise InputError(f"{r.info.cache}: cache record of id {image_id!r} vanished")
+                scores, mask = _Cache(r.info.cache, r.info.key).load(image_id, record)
+                if scores.shape != gt.shape:
+                    raise InputError(
+                        f"{ds.mask_path(image_id)}: mask is {gt.shape[1]}x{gt.shape[0]} (WxH) but the "
+                        f"image is {scores.shape[1]}x{scores.shape[0]}"
+                    )
+                maps.append((scores, mask))
+            for r, (scores, mask) in zip(results, maps):
+                r.evaluator.update(scores, gt, image_id=image_id, pred=mask)
+        except InputError as exc:
+            _fail(skip_errors, failed, image_id, exc)
+        for r in results:
+            report(r.info.label, k, len(evaluated), image_id, "evaluating")
+    evaluated = [i for i in ids if i not in failed]
+    for r in results:
+        r.seconds = {i: r.seconds[i] for i in evaluated if i in r.seconds}
+    if not evaluated:
+        raise InputError(f"{ds.root}: no image could be evaluated ({len(failed)} skipped)")
+    skipped = [(i, failed[i]) for i in ids if i in failed]
+    proto = _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, sweep)
+    return CompareResult(
+        dataset=ds,
+        split=split if split_file is None else None,
+        split_file=None if split_file is None else str(split_file),
+        ids=ids,
+        evaluated=evaluated,
+        methods=results,
+        skipped=skipped,
+        out=out,
+        protocol=proto,
+    )
+
+
+def _run_pool(spec, kwargs, ds: Dataset, todo, workers, finish, failure) -> None:
+    """Classical methods in ``spawn`` worker processes, one BLAS thread each; each result is
+    cached as soon as it arrives (a killed run keeps them)."""
+    import multiprocessing as mp
+
+    from irstd.baselines.parallel import _thread_env
+
+    ctx = mp.get_context("spawn")
+    with _thread_env(1), ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+        pending = {}
+        for image_id in todo:
+            path = str(ds.image_path(image_id))
+            pending[pool.submit(_run_in_worker, spec, kwargs, path)] = (image_id, path)
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    image_id, path = pending.pop(fut)
+                    try:
+                        scores, mask, seconds, shape = fut.result()
+                        finish(image_id, scores, mask, seconds, shape)
+                    except Exception as exc:
+                        failure(image_id, exc)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+# --------------------------------------------------------------------------------------------
+# table, protocol, figures, report
+# --------------------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"irstd": __version__}
+    for name in ("numpy", "scipy", "torch", "timm"):
+        try:
+            out[name] = _metadata.version(name)
+        except _metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, sweep) -> dict[str, Any]:
+    return {
+        "dataset": str(ds.root),
+        "split": split if split_file is None else None,
+        "split_file": None if split_file is None else str(split_file),
+        "ids": len(ids),
+        "ids_sha256": ids_hash(ids),
+        "evaluated": len(evaluated),
+        "evaluated_sha256": ids_hash(evaluated),
+        "threshold": threshold,
+        "mask_protocol": (
+            "own rule per method" if threshold is None else f"score > {threshold:g} for every method"
+        ),
+        "score_protocol": (
+            "Classical maps are min-max normalised for curves and thresholded by their own rule for "
+            "masks; CgriNet scores are its probabilities. IoU, nIoU, precision, recall, F1, Pd and Fa "
+            "come from each method's mask; AUC, AP and the curves from its scores."
+        ),
+        "bit_depth": bit_depth,
+        "resolution": "native",
+        "matching": (
+            f"8-connected components; unweighted centroids; Euclidean centroid distance < "
+            f"{MATCH_DISTANCE:g} px; greedy first-found in label order, each component used once"
+        ),
+        "fa_rule": "pixels of unmatched predicted components / all pixels (BasicIRSTD)",
+        "miou_rule": "dataset-accumulated intersection / (union + eps), eps = np.spacing(1)",
+        "curves": "pixel ROC/PR over 65536 score levels k/65535",
+        "pd_fa_sweep": None if sweep is None else [float(sweep[0]), float(sweep[-1]), int(len(sweep))],
+        "time_rule": (
+            "method wall time per image (file reading excluded), mean over the evaluated images, "
+            "as measured when the output was computed (cached times are reused); per 200 images = 200 x mean"
+        ),
+        "versions": _versions(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def table_rows(result: CompareResult) -> list[dict[str, Any]]:
+    """One row per method with :data:`TABLE_FIELDS` (plain fractions; Fa per pixel)."""
+    rows = []
+    for r in result.methods:
+        s = r.evaluator.summary()
+        per_image = r.seconds_per_image()
+        rows.append(
+            {
+                "method": r.label,
+                "kind": r.info.kind,
+                "auc": s["auc"],
+                "ap": s["ap"],
+                "miou": s["miou"],
+                "niou": s["niou"],
+                "precision": s["precision"],
+                "recall": s["recall"],
+                "f1": s["f1"],
+                "pd": s["pd"],
+                "fa": s["fa"],
+                "seconds_per_image": per_image,
+                "seconds_per_200_images": 200.0 * per_image,
+                "parameters": r.info.parameters,
+                "images": s["images"],
+                "targets": s["targets"],
+                "hits": s["hits"],
+                "false_alarm_pixels": s["false_alarm_pixels"],
+                "score_rule": r.info.score_rule,
+                "mask_rule": r.info.mask_rule,
+            }
+        )
+    return rows
+
+
+def _csv(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
+    buf = _stringio.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                k: ("" if row.get(k) is None else (repr(float(row[k])) if isinstance(row[k], float) else row[k]))
+                for k in fields
+            }
+        )
+    return buf.getvalue()
+
+
+def select_images(result: CompareResult, count: int = DEFAULT_FIGURE_IMAGES) -> list[tuple[str, str]]:
+    """The default pick of hard cases for the figures: ``(id, why)`` pairs.
+
+    In turn, without repeating an id: the image where the methods disagree most (largest
+    spread max − min of per-image IoU across methods), the image with the lowest mean per-image
+    IoU, and the image with the smallest target (fewest ground-truth pixels per target); then
+    again by lowest mean IoU until ``count`` images. Ties go to the earlier id of the split.
+    """
+    rows = {r.label: {row["id"]: row for row in r.evaluator.per_image} for r in result.methods}
+    ids = [i for i in result.evaluated if all(i in v for v in rows.values())]
+    if not ids:
+        return []
+    order = {i: k for k, i in enumerate(ids)}
+    ious = {i: [v[i]["iou"] for v in rows.values()] for i in ids}
+    first = next(iter(rows.values()))
+    spread = {i: max(ious[i]) - min(ious[i]) for i in ids}
+    mean = {i: float(np.mean(ious[i])) for i in ids}
+    size = {i: first[i]["gt_pixels"] / max(first[i]["targets"], 1) if first[i]["targets"] else math.inf for i in ids}
+    rules = [
+        ("methods disagree most (IoU spread {v:.2f})", lambda i: (-spread[i], order[i]), spread),
+        ("lowest mean IoU ({v:.2f})", lambda i: (mean[i], order[i]), mean),
+        ("smallest targets ({v:.0f} px per target)", lambda i: (size[i], order[i]), size),
+    ]
+    chosen: list[tuple[str, str]] = []
+    taken = set()
+    k = 0
+    while len(chosen) < min(count, len(ids)):
+        why, key, values = rules[k] if k < len(rules) else rules[1]
+        k += 1
+        if len(result.methods) < 2 and why.startswith("methods disagree"):
+            continue
+        for i in sorted(ids, key=key):
+            if i not in taken:
+                chosen.append((i, why.format(v=values[i])))
+                taken.add(i)
+                break
+    return chosen
+
+
+def _figure_rows(result: CompareResult, images: Sequence[str]):
+    rows = []
+    for image_id in images:
+        image = result.dataset.read_image(image_id)
+        gt = result.dataset.read_mask(image_id)
+        digest = _sha256_file(result.dataset.image_path(image_id))
+        outputs = {}
+        for r in result.methods:
+            cache = _Cache(r.info.cache, r.info.key)
+            record = cache.meta(image_id, digest)
+            if record is None:
+                raise InputError(f"{r.info.cache}: no cached output for id {image_id!r}")
+            outputs[r.label] = cache.load(image_id, record)
+        rows.append((image_id, image, gt, outputs))
+    return rows
+
+
+def write_outputs(
+    result: CompareResult,
+    *,
+    images: Sequence[str] | None = None,
+    command: str | None = None,
+) -> list[Path]:
+    """Write the table, curves, figures and ``report.md`` into ``result.out``.
+
+    Parameters
+    ----------
+    result : CompareResult
+    images : sequence of str, optional
+        Ids shown in ``surfaces.png`` and ``qualitative.png`` (default: :func:`select_images`).
+    command : str, optional
+        The command line, quoted in the report.
+
+    Returns
+    -------
+    list of Path
+        Files written (atomically), in :data:`OUTPUT_FILES` order.
+    """
+    from irstd.figures import plot_qualitative, plot_surfaces
+    from irstd.metrics.plots import plot_pd_fa, plot_pr, plot_roc
+
+    out = result.out
+    if images:
+        unknown = [i for i in images if i not in result.evaluated]
+        if unknown:
+            raise InputError(
+                f"--images: {', '.join(map(repr, unknown))} not among the evaluated ids of the split"
+            )
+        picks = [(i, "chosen with --images") for i in images]
+    else:
+        picks = select_images(result)
+    rows = table_rows(result)
+    document = {
+        "protocol": result.protocol,
+        "command": command,
+        "methods": [
+            dict(row, **{"info": r.info.as_dict(), "computed": len(r.computed), "cached": len(r.cached)})
+            for row, r in zip(rows, result.methods)
+        ],
+        "figure_images": [{"id": i, "why": why} for i, why in picks],
+        "skipped": [{"id": i, "error": e} for i, e in result.skipped],
+        "pd_fa_curves": {
+            r.label: {"thresholds": c.thresholds, "pd": c.pd, "fa": c.fa}
+            for r in result.methods
+            if r.evaluator.sweep is not None
+            for c in [r.evaluator.pd_fa_curve()]
+        },
+    }
+    per_image = [dict(row, method=r.label) for r in result.methods for row in r.evaluator.per_image]
+    written = [
+        io.write_text(out / "metrics.csv", _csv(rows, TABLE_FIELDS)),
+        io.write_json(out / "metrics.json", jsonable(document)),
+        io.write_text(out / "per_image.csv", _csv(per_image, ("method", *PER_IMAGE_FIELDS))),
+        plot_roc({r.label: r.evaluator.roc() for r in result.methods}, out / "roc.png"),
+        plot_pr({r.label: r.evaluator.pr() for r in result.methods}, out / "pr.png"),
+    ]
+    if all(r.evaluator.sweep is not None for r in result.methods):
+        written.append(plot_pd_fa({r.label: r.evaluator.pd_fa_curve() for r in result.methods}, out / "pd_fa.png"))
+    figure_rows = _figure_rows(result, [i for i, _ in picks])
+    if figure_rows:
+        written.append(
+            plot_surfaces(
+                [(i, image, {m: s for m, (s, _) in o.items()}) for i, image, _, o in figure_rows],
+                out / "surfaces.png",
+            )
+        )
+        written.append(
+            plot_qualitative(
+                [(i, image, gt, {m: k for m, (_, k) in o.items()}) for i, image, gt, o in figure_rows],
+                out / "qualitative.png",
+            )
+        )
+    written.append(io.write_text(out / "report.md", _report_md(result, rows, picks, command, written)))
+    return written
+
+
+def _fmt(value, scale=1.0, digits=2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value * scale:.{digits}f}"
+
+
+def _params(n) -> str:
+    if n is None:
+        return "–"
+    return f"{n / 1e6:.3f} M" if n >= 1e5 else f"{n:,}"
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The paper-style table (Tables I–II) in Markdown."""
+    head = (
+        "| method | AUC | IoU (%) | nIoU (%) | F1 (%) | Pd (%) | Fa (×10⁻⁶) | s / image | s / 200 images | parameters |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    body = "".join(
+        f"| {r['method']} | {_fmt(r['auc'], 1, 4)} | {_fmt(r['miou'], 100)} | {_fmt(r['niou'], 100)} | "
+        f"{_fmt(r['f1'], 100)} | {_fmt(r['pd'], 100)} | {_fmt(r['fa'], 1e6)} | "
+        f"{_fmt(r['seconds_per_image'], 1, 3)} | {_fmt(r['seconds_per_200_images'], 1, 1)} | {_params(r['parameters'])} |\n"
+        for r in rows
+    )
+    return head + body
+
+
+def _report_md(result: CompareResult, rows, picks, command, written) -> str:
+    p = result.protocol
+    names = {w.name for w in written}
+    where = f"split `{result.split}`" if result.split else f"split file `{result.split_file}`"
+    lines = [
+        "# irstd compare",
+        "",
+        f"- Command: `{command}`" if command else "- Command: (library call)",
+        f"- Dataset: `{p['dataset']}`, {where}: {p['ids']} ids (SHA-256 of the id list `{p['ids_sha256'][:16]}…`), "
+        f"{p['evaluated']} evaluated, {len(result.skipped)} skipped",
+        f"- Masks: {p['mask_protocol']}; threshold option: {'none' if p['threshold'] is None else p['threshold']}"
+        + ("" if p["bit_depth"] is None else f"; bit depth {p['bit_depth']}"),
+        f"- Date: {p['date']}; versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items() if v),
+        "",
+        "## Results",
+        "",
+        markdown_table(rows),
+        f"Images: {rows[0]['images']}, targets: {rows[0]['targets']}. AUC = area under the pixel ROC of the "
+        "scores; IoU = dataset-accumulated, nIoU = mean per image; F1 = pixel level; Pd = targets "
+        "detected / targets; Fa = pixels of unmatched predicted components / all pixels. "
+        f"Time: {p['time_rule']}.",
+        "",
+        "## Rules per method",
+        "",
+        p["score_protocol"] + " The table states which rule each row used:",
+        "",
+        "| method | kind | score rule (curves) | mask rule (IoU, F1, Pd, Fa) | weights |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result.methods:
+        sha = r.info.key.get("weights_sha256")
+        weights = f"`{r.info.weights}` (SHA-256 `{sha[:16]}…`)" if r.info.weights and sha else "–"
+        lines.append(f"| {r.label} | {r.info.kind} | {r.info.score_rule} | {r.info.mask_rule} | {weights} |")
+    lines += [
+        "",
+        f"Target matching: {p['matching']}. Fa: {p['fa_rule']}. Curves: {p['curves']}.",
+        "",
+        "## Figures",
+        "",
+    ]
+    if "roc.png" in names:
+        lines += ["Pixel-level ROC (AUC in the legend) and precision–recall (AP in the legend):", "",
+                  "![ROC](roc.png) ![PR](pr.png)", ""]
+    if "pd_fa.png" in names:
+        lines += ["Target-level Pd–Fa, thresholds 0 to 1 on the scores:", "", "![Pd-Fa](pd_fa.png)", ""]
+    if picks:
+        lines += ["Images shown in the two figures below:", ""]
+        lines += [f"- `{i}`: {why}" for i, why in picks]
+        lines += [
+            "",
+            "3-D grey-level surfaces of the input and of each method's min–max scores "
+            "(block maximum down to at most 64 × 64 so that small peaks survive):",
+            "",
+            "![surfaces](surfaces.png)",
+            "",
+            "Qualitative results: input, ground truth, each method's mask; green = predicted "
+            "components matched to a target, orange = false-alarm components, red circle = missed "
+            "target (same matching as Pd/Fa):",
+            "",
+            "![qualitative](qualitative.png)",
+            "",
+        ]
+    lines += ["## Skipped images", ""]
+    if result.skipped:
+        lines += [f"- `{i}`: {e}" for i, e in result.skipped]
+    else:
+        lines.append("None.")
+    lines += [
+        "",
+        "## Files",
+        "",
+        "`metrics.csv`, `metrics.json` (table, protocol, Pd–Fa curves), `per_image.csv` (per method "
+        "and image), the figures above; `cache/` holds every method's scores (`.npy`, lossless), "
+        "masks (`.png`) and times per image, reused by a rerun.",
+        "",
+    ]
+    return "\n".join(lines)

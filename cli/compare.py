@@ -160,7 +160,8 @@ def compare(
     where = split if split_file is None else str(split_file)
     rule = "own rule per method" if threshold is None else f"score > {threshold:g}"
     console.print(
-        _table(rows, escape(f"{dataset} ({where}): {rows[0]['images']} images, {rows[0]['targets']} targets; masks: {rule}"))
+        _table(rows, escape(f"{dataset} ({where}): {rows[0]['images']} images, {rows[0]['targets']} targets; masks: {rule}")),
+        width=None if console.is_terminal else max(console.width, 140),  # logs: no squeezed columns
     )
     console.print(escape(f"wrote {', '.join(f.name for f in written)} to {out}"), highlight=False, style="dim")
     if as_json:

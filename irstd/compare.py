@@ -31,7 +31,6 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata as _metadata
@@ -191,20 +190,17 @@ def _key_hash(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def _labels(specs: Sequence[str]) -> list[str]:
-    """Display names: the spec, with ``cgrinet:path/to/x.safetensors`` shortened to its file name
-    (parent folders added while two labels clash)."""
-    labels = []
-    for spec in specs:
-        name, sep, file = spec.partition(":")
-        labels.append(f"{name}:{Path(file).name}" if sep and file else spec)
+def _labels(specs: Sequence[str], names: Sequence[str]) -> list[str]:
+    """Display names: the method's name (``lcm``, ``cgrinet``, ``cgrinet:<file stem>``), with
+    parent folders of the weights file added while two labels clash."""
+    labels = list(names)
     for depth in range(2, 8):
         if len(set(labels)) == len(labels):
-            break
+            return labels
         for i, spec in enumerate(specs):
             name, sep, file = spec.partition(":")
             if sep and file and labels.count(labels[i]) > 1:
-                parts = Path(file).parts[-depth:]
+                parts = list(Path(file).with_suffix("").parts[-depth:])
                 labels[i] = f"{name}:{'/'.join(parts)}"
     return labels if len(set(labels)) == len(labels) else list(specs)
 
@@ -373,22 +369,6 @@ class _Cache:
 # running the methods
 # --------------------------------------------------------------------------------------------
 
-_WORKER_METHODS: dict = {}
-
-
-def _run_in_worker(spec: str, kwargs: dict, path: str):
-    """Worker-process task: read the image, run the method (built once per process)."""
-    from irstd.methods import get_method
-
-    key = (spec, tuple(sorted(kwargs.items())))
-    method = _WORKER_METHODS.get(key)
-    if method is None:
-        method = _WORKER_METHODS[key] = get_method(spec, **kwargs)
-    image = io.read_image(path)
-    out = method.run(image)
-    return np.asarray(out.scores), np.asarray(out.mask, dtype=bool), float(out.seconds), image.shape
-
-
 def _check_output(scores, mask, shape, where: str) -> None:
     if np.shape(scores) != tuple(shape) or np.shape(mask) != tuple(shape):
         raise InputError(
@@ -465,10 +445,10 @@ class CompareResult:
 def _build_methods(specs, out: Path, *, threshold, device, bit_depth):
     from irstd.methods import get_method
 
-    labels = _labels(specs)
-    infos, methods = [], []
-    for spec, label in zip(specs, labels):
-        method = get_method(spec, threshold=threshold, device=device, bit_depth=bit_depth)
+    methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth) for s in specs]
+    labels = _labels(specs, [m.name for m in methods])
+    infos = []
+    for spec, label, method in zip(specs, labels, methods):
         key = method_key(spec, method, threshold=threshold, bit_depth=bit_depth)
         weights = _weights_file(spec, method)
         infos.append(
@@ -485,7 +465,6 @@ def _build_methods(specs, out: Path, *, threshold, device, bit_depth):
                 cache=out / CACHE_DIR / f"{_slug(label)}-{_key_hash(key)[:12]}",
             )
         )
-        methods.append(method)
     return infos, methods
 
 
@@ -612,16 +591,14 @@ def compare(
             done += 1
             report(info.label, done, len(ids), image_id, "skipped")
 
-        if info.kind == "classical" and workers > 1 and len(todo) > 1:
-            _run_pool(info.spec, kwargs, ds, todo, workers, finish, failure)
-        else:
-            for image_id in todo:
-                try:
-                    image = ds.read_image(image_id)
-                    output = method.run(image)
-                    finish(image_id, output.scores, output.mask, output.seconds, image.shape)
-                except Exception as exc:
-                    failure(image_id, exc)
+        from irstd.methods import run_method
+
+        paths = [str(ds.image_path(i)) for i in todo]
+        for image_id, output in zip(todo, run_method(method, paths, workers, skip_errors=skip_errors)):
+            if isinstance(output, InputError):
+                failure(image_id, output)
+            else:
+                finish(image_id, output.scores, output.mask, output.seconds, np.shape(output.scores))
 
     evaluated = [i for i in ids if i not in failed]
     # Every method on the same ids: one pass over the masks, all methods per id.
@@ -664,35 +641,6 @@ def compare(
         out=out,
         protocol=proto,
     )
-
-
-def _run_pool(spec, kwargs, ds: Dataset, todo, workers, finish, failure) -> None:
-    """Classical methods in ``spawn`` worker processes, one BLAS thread each; each result is
-    cached as soon as it arrives (a killed run keeps them)."""
-    import multiprocessing as mp
-
-    from irstd.baselines.parallel import _thread_env
-
-    ctx = mp.get_context("spawn")
-    with _thread_env(1), ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-        pending = {}
-        for image_id in todo:
-            path = str(ds.image_path(image_id))
-            pending[pool.submit(_run_in_worker, spec, kwargs, path)] = (image_id, path)
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    image_id, path = pending.pop(fut)
-                    try:
-                        scores, mask, seconds, shape = fut.result()
-                        finish(image_id, scores, mask, seconds, shape)
-                    except Exception as exc:
-                        failure(image_id, exc)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
 
 
 # --------------------------------------------------------------------------------------------

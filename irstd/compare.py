@@ -8,7 +8,7 @@ figures and ``report.md``. Nothing here prints: progress goes through a callback
 
 The cache
 ---------
-``<out>/cache/<label>-<key>/`` holds, per image id, ``<id>.npy`` (the score map, lossless: the
+``<out>/cache/<method>-<key>/`` holds, per image id, ``<id>.npy`` (the score map, lossless: the
 method's own float values, float32 when that is exact and float64 otherwise, restored to the
 method's dtype on reading — so a cached evaluation is bit-identical to a fresh one),
 ``<id>.png`` (the own-rule mask, 0/255) and ``<id>.json`` (seconds, dtype, shape and the SHA-256
@@ -173,9 +173,8 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
     """
     weights = _weights_file(spec, method)
     return {
-        "method": method.name,
+        "method": spec.partition(":")[0].strip().lower(),
         "kind": method.kind,
-        "spec": spec.partition(":")[0],
         "weights_sha256": None if weights is None else _sha256_file(weights),
         "score_rule": method.score_rule,
         "mask_rule": method.mask_rule,
@@ -462,7 +461,7 @@ def _build_methods(specs, out: Path, *, threshold, device, bit_depth):
                 parameters=method.parameters,
                 weights=None if weights is None else str(weights),
                 key=key,
-                cache=out / CACHE_DIR / f"{_slug(label)}-{_key_hash(key)[:12]}",
+                cache=out / CACHE_DIR / f"{_slug(key['method'])}-{_key_hash(key)[:16]}",
             )
         )
     return infos, methods

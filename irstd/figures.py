@@ -85,8 +85,8 @@ def plot_surfaces(
     Parameters
     ----------
     rows : sequence of (image_id, image, {method: scores})
-        ``image`` any 2-D grey image (shown min–max scaled); ``scores`` (H, W) maps, shown
-        min–max scaled too (a constant map stays flat at 0).
+        ``image`` any 2-D grey image (shown min–max scaled); ``scores`` (H, W) maps in [0, 1]
+        shown as they are (min–max maps of classical methods, network probabilities).
     path : path-like
     max_side : int, optional
         Maps are reduced by :func:`block_max` to at most this many samples per side.
@@ -106,7 +106,9 @@ def plot_surfaces(
         panels = [("input", image)] + [(m, maps[m]) for m in methods]
         for c, (title, values) in enumerate(panels):
             ax = fig.add_subplot(len(rows), cols, r * cols + c + 1, projection="3d")
-            z = block_max(display_range(values), max_side)
+            # The input min-max scaled; scores as they are (in [0, 1]: min-max maps of classical
+            # methods, probabilities of networks, which a second scaling would distort).
+            z = block_max(display_range(values) if c == 0 else np.clip(np.asarray(values, np.float64), 0, 1), max_side)
             yy, xx = np.mgrid[0 : z.shape[0], 0 : z.shape[1]]
             ax.plot_surface(xx, yy, z, cmap="jet", vmin=0, vmax=1, rstride=1, cstride=1,
                             linewidth=0, antialiased=False)
@@ -150,6 +152,10 @@ def _overlay(image: np.ndarray, mask: np.ndarray, gt: np.ndarray, max_distance: 
         r, c = targets.centroids[t]
         markers.append((r, c, math.sqrt(targets.areas[t]), MISSED_COLOUR))
     return rgb, markers, match
+
+
+def _targets(n: int) -> str:
+    return f"{n} target{'s' * (n != 1)}"
 
 
 def plot_qualitative(
@@ -196,7 +202,7 @@ def plot_qualitative(
         base_radius = 0.035 * max(h, w)
         panels: list[tuple[str, np.ndarray, list, str]] = [
             ("input", np.repeat(display_range(image)[..., None], 3, axis=2), [], ""),
-            ("ground truth", np.repeat(gt[..., None].astype(np.float64), 3, axis=2), [], f"{components(gt).count} targets"),
+            ("ground truth", np.repeat(gt[..., None].astype(np.float64), 3, axis=2), [], _targets(components(gt).count)),
         ]
         for m in methods:
             rgb, markers, match = _overlay(image, np.asarray(masks[m], bool), gt, max_distance)
@@ -208,7 +214,7 @@ def plot_qualitative(
             missed = [mk for mk in markers if mk[3] == MISSED_COLOUR]
             others = sorted((mk for mk in markers if mk[3] != MISSED_COLOUR), key=lambda mk: -mk[2])
             for y, x, size, colour in (missed + others)[:max_markers]:
-                radius = max(base_radius, 1.5 * size)
+                radius = max(base_radius, 0.8 * size + 2)
                 ax.add_patch(Circle((x, y), radius, fill=False, lw=1.1, color=colour))
             ax.set_xlim(-0.5, w - 0.5)
             ax.set_ylim(h - 0.5, -0.5)

@@ -1,0 +1,246 @@
+"""``irstd compare`` end to end on a small synthetic dataset: files, numbers, cache, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from irstd import methods as methods_module
+from irstd.cli.main import app
+from irstd.compare import MARKER, OUTPUT_FILES, TABLE_FIELDS, method_key, parse_methods
+from irstd.data import open_dataset
+from irstd.errors import InputError
+from irstd.figures import block_max
+from irstd.methods import get_method
+from irstd.metrics import Evaluator
+
+FIGURES = ("roc.png", "pr.png", "pd_fa.png", "surfaces.png", "qualitative.png")
+
+
+def _invoke(*args):
+    return CliRunner().invoke(app, ["compare", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """4 test images of 96x96 (IPI/NRAM need >= 50x50) and a tiny CgriNet weights file."""
+    import torch
+
+    from irstd.models import create_model, save_weights
+    from irstd.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("compare")
+    write_dataset(root / "ds", count=8, size=(96, 96), seed=3)
+    torch.manual_seed(0)
+    weights = save_weights(create_model("cgrinet_test"), root / "tiny.safetensors")
+    return root, root / "ds", weights
+
+
+@pytest.fixture(scope="module")
+def first(data):
+    """lcm, ipi and CgriNet computed from scratch."""
+    root, ds, weights = data
+    out = root / "first"
+    result = _invoke("--dataset", ds, "--split", "test", "--methods", f"lcm,ipi,cgrinet:{weights}", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+class _Spy:
+    """Records which methods ran (patched onto the Method classes: in-process runs only)."""
+
+    def __init__(self, mp):
+        self.calls = []
+        for cls in (methods_module.ClassicalMethod, methods_module.NetworkMethod):
+            original = cls.run
+
+            def run(method, image, _original=original):
+                self.calls.append(method.name)
+                return _original(method, image)
+
+            mp.setattr(cls, "run", run)
+
+
+@pytest.fixture(scope="module")
+def full(data, first):
+    """The first folder reused with NRAM added: only NRAM may run."""
+    root, ds, weights = data
+    out = root / "full"
+    shutil.copytree(first, out)
+    with pytest.MonkeyPatch.context() as mp:
+        spy = _Spy(mp)
+        result = _invoke(
+            "--dataset", ds, "--split", "test", "--methods", f"lcm,ipi,nram,cgrinet:{weights}", "--out", out, "--json"
+        )
+    assert result.exit_code == 0, result.output
+    return out, spy.calls, result
+
+
+def test_outputs_are_valid_files(full):
+    out, _, result = full
+    for name in (MARKER, *OUTPUT_FILES):
+        assert (out / name).is_file(), name
+    for name in FIGURES:
+        with Image.open(out / name) as im:
+            im.verify()
+            assert im.format == "PNG"
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == TABLE_FIELDS
+    assert [r["method"] for r in rows] == ["lcm", "ipi", "nram", "cgrinet:tiny"]
+    doc = json.loads((out / "metrics.json").read_text())
+    assert json.loads(result.stdout) == doc  # --json prints metrics.json
+    assert doc["protocol"]["evaluated"] == 4 and doc["skipped"] == []
+    assert len(doc["figure_images"]) == 3
+    report = (out / "report.md").read_text()
+    assert "| method | AUC | IoU (%)" in report and "![ROC](roc.png)" in report
+    assert doc["protocol"]["ids_sha256"][:16] in report
+    for r in doc["methods"]:
+        assert f"| {r['method']} | {r['kind']} | {r['info']['score_rule']} | {r['info']['mask_rule']} |" in report
+    assert "numpy" in report and "torch" in report and "timm" in report
+    assert "None." in report  # no skipped image
+    # Table on stderr (rich), progress lines per method when not a terminal.
+    assert "nram: 4 images (4 computed, 0 cached, 0 skipped)" in result.stderr
+    assert "lcm: 4 images (0 computed, 4 cached, 0 skipped)" in result.stderr
+
+
+def test_adding_a_method_computes_only_it(full):
+    _, calls, _ = full
+    assert calls == ["nram"] * 4
+
+
+def test_numbers_equal_the_evaluator_on_the_method_outputs(data, full):
+    _, ds_root, weights = data
+    out, _, _ = full
+    ds = open_dataset(ds_root)
+    doc = json.loads((out / "metrics.json").read_text())
+    by_label = {r["method"]: r for r in doc["methods"]}
+    for spec, label in (("lcm", "lcm"), ("ipi", "ipi"), ("nram", "nram"), (f"cgrinet:{weights}", "cgrinet:tiny")):
+        method = get_method(spec)
+        ev = Evaluator()
+        for image_id in ds.ids(split="test"):
+            image, gt = ds.read_pair(image_id)
+            output = method.run(image)
+            ev.update(output.scores, gt, image_id=image_id, pred=output.mask)
+        s = ev.summary()
+        row = by_label[label]
+        for key in ("auc", "ap", "miou", "niou", "precision", "recall", "f1", "pd", "fa", "targets", "hits"):
+            assert row[key] == s[key] or (np.isnan(s[key]) and row[key] is None), (label, key)
+        c = ev.pd_fa_curve()
+        assert doc["pd_fa_curves"][label]["pd"] == c.pd.tolist()
+        assert doc["pd_fa_curves"][label]["fa"] == c.fa.tolist()
+
+
+def test_network_row_equals_irstd_evaluate_on_the_cached_maps(data, full, tmp_path):
+    # CgriNet's own rule is probability > 0.5, the rule of `irstd evaluate`: same numbers.
+    _, ds_root, _ = data
+    out, _, _ = full
+    cache = next((out / "cache").glob("cgrinet-*"))
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for f in cache.glob("*.npy"):
+        shutil.copy(f, pred / f.name)
+    result = CliRunner().invoke(
+        app, ["evaluate", "--dataset", str(ds_root), "--split", "test", "--predictions", str(pred), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.stdout)
+    row = next(r for r in json.loads((out / "metrics.json").read_text())["methods"] if r["method"] == "cgrinet:tiny")
+    for key in ("auc", "ap", "miou", "niou", "f1", "pd", "fa"):
+        assert row[key] == evaluated[key], key
+
+
+def test_rerun_recomputes_nothing(data, full):
+    _, ds, weights = data
+    out, _, _ = full
+    before = {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*")}
+    table = (out / "metrics.csv").read_text()
+    with pytest.MonkeyPatch.context() as mp:
+        spy = _Spy(mp)
+        result = _invoke("--dataset", ds, "--split", "test", "--methods", f"lcm,ipi,nram,cgrinet:{weights}", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert spy.calls == []
+    assert {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*")} == before
+    strip = lambda text: [line.rsplit(",", 0) for line in text.splitlines()]  # noqa: E731
+    assert strip((out / "metrics.csv").read_text()) == strip(table)
+
+
+def test_cache_key_follows_rules_and_weights(data, tmp_path):
+    _, _, weights = data
+    key = method_key("lcm", get_method("lcm"), threshold=None, bit_depth=None)
+    assert key != method_key("lcm", get_method("lcm", threshold=0.3), threshold=0.3, bit_depth=None)
+    moved = tmp_path / "other.safetensors"
+    shutil.copy(weights, moved)
+    a = method_key(f"cgrinet:{weights}", get_method(f"cgrinet:{weights}"), threshold=None, bit_depth=None)
+    b = method_key(f"cgrinet:{moved}", get_method(f"cgrinet:{moved}"), threshold=None, bit_depth=None)
+    assert a == b  # same bytes elsewhere: same cache
+    with open(moved, "r+b") as f:  # other bytes: another cache
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    assert method_key(f"cgrinet:{moved}", get_method(f"cgrinet:{moved}"), threshold=None, bit_depth=None) != a
+
+
+def test_corrupt_image_skipped_or_stops(data, tmp_path):
+    _, ds, _ = data
+    bad = tmp_path / "ds"
+    shutil.copytree(ds, bad)
+    (bad / "images" / "synth_0006.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    result = _invoke("--dataset", bad, "--split", "test", "--methods", "lcm", "--out", tmp_path / "stop")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("irstd: error: ") and result.stderr.count("\n") == 1
+    assert "synth_0006.png" in result.stderr
+    cached = sorted(p.stem for p in (tmp_path / "stop" / "cache").glob("*/*.json") if p.name != "key.json")
+    assert cached == ["synth_0004", "synth_0005"]  # work done before the bad image stays
+
+    result = _invoke(
+        "--dataset", bad, "--split", "test", "--methods", "lcm,nram", "--out", tmp_path / "stop", "--skip-errors"
+    )
+    assert result.exit_code == 3, result.output
+    assert "skipped synth_0006" in result.stderr
+    doc = json.loads((tmp_path / "stop" / "metrics.json").read_text())
+    assert [s["id"] for s in doc["skipped"]] == ["synth_0006"]
+    assert doc["protocol"]["evaluated"] == 3 and all(r["images"] == 3 for r in doc["methods"])
+    assert "- `synth_0006`: " in (tmp_path / "stop" / "report.md").read_text()
+
+
+def test_out_folder_rules(data, first, tmp_path):
+    _, ds, _ = data
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    result = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--out", foreign)
+    assert result.exit_code == 2 and "not an irstd compare folder" in result.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+    reused = tmp_path / "reused"
+    shutil.copytree(first, reused)
+    result = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--out", reused, "--overwrite",
+                     "--images", "synth_0005")
+    assert result.exit_code == 0, result.output
+    assert "lcm: 4 images (4 computed, 0 cached" in result.stderr  # cache cleared
+    assert [p.name for p in (reused / "cache").iterdir()] == [next((reused / "cache").iterdir()).name]
+    doc = json.loads((reused / "metrics.json").read_text())
+    assert doc["figure_images"] == [{"id": "synth_0005", "why": "chosen with --images"}]
+
+    result = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--out", reused, "--images", "nope")
+    assert result.exit_code == 2 and "--images" in result.stderr
+
+
+def test_parse_methods_and_block_max():
+    assert parse_methods(" lcm, ipi ,,nram") == ["lcm", "ipi", "nram"]
+    with pytest.raises(InputError, match="twice"):
+        parse_methods("lcm,lcm")
+    with pytest.raises(InputError):
+        parse_methods(" , ")
+    x = np.zeros((200, 130))
+    x[101, 77] = 1.0  # one-pixel peak survives the reduction
+    small = block_max(x, 64)
+    assert max(small.shape) <= 64 and small.max() == 1.0

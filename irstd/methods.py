@@ -337,6 +337,8 @@ def _load(item) -> np.ndarray:
     """An item of :func:`run_method` as an image array."""
     from irstd.io import read_image
 
+    if isinstance(item, InputError):  # an input that failed before it could be read
+        raise item
     if isinstance(item, np.ndarray):
         return item
     if isinstance(item, tuple):
@@ -369,7 +371,9 @@ def run_method(
     method : Method
     items : iterable
         Image arrays, paths (read with :func:`irstd.io.read_image`), or ``(path, frame)``
-        pairs for pages of a multi-page TIFF. Files are read in the worker.
+        pairs for pages of a multi-page TIFF. Files are read in the worker. An
+        :class:`InputError` item stands for an input that already failed (it is raised, or
+        yielded under ``skip_errors``, in its place).
     workers : int, optional
         Worker processes (classical methods; ``spawn`` start, 1 BLAS thread each, as
         :func:`irstd.baselines.map_images`). CgriNet runs in this process whatever the value

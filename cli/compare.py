@@ -104,8 +104,11 @@ def compare(
         None, "--threshold", min=0.0, max=1.0,
         help="Mask every method by score > T (min-max scores for classical) instead of its own rule.",
     ),
-    device: str = typer.Option(None, "--device", help="CgriNet device: cpu, cuda, cuda:N (default: CUDA if present)."),
-    bit_depth: int = typer.Option(None, "--bit-depth", help="Bit depth of 16-bit inputs (e.g. 14) for CgriNet's input scaling."),
+    device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
+    bit_depth: int = typer.Option(
+        None, "--bit-depth", min=1, max=16,
+        help="Significant bits of 16-bit images for CgriNet (default: from the weights, else 16).",
+    ),
     skip_errors: bool = typer.Option(
         False, "--skip-errors", help="Skip images that fail (any method), list them, exit 3."
     ),
@@ -113,12 +116,11 @@ def compare(
         False, "--overwrite", help="Clear the cache of an existing compare folder (or write into a non-empty other folder)."
     ),
 ) -> None:
-    """Compare methods on a dataset split: the table of the papers (AUC, IoU, nIoU, F1, Pd, Fa,
-    time, parameters), ROC/PR/Pd-Fa curves, 3-D surfaces, a qualitative grid and report.md.
+    """Compare methods on a dataset split: the papers' table (AUC, IoU, nIoU, F1, Pd, Fa, time, parameters), ROC/PR/Pd-Fa curves, 3-D surfaces, a qualitative grid and report.md.
 
-    Outputs are cached per method and image under --out: a rerun, or one with an added method,
-    computes only what is missing. Classical methods use their own mask rule (mean + k·std)
-    unless --threshold is given; their curves use min-max normalised maps.
+    Outputs are cached per method and image under --out: a rerun, or one with an added method, computes only what is missing; a killed run resumes.
+
+    Classical methods keep their own mask rule (raw map > mean + k·std) unless --threshold is given; their curves use min-max normalised maps.
 
     Exit status: 0 done; 2 unusable input; 3 some images skipped under --skip-errors.
     """

@@ -244,3 +244,21 @@ def test_parse_methods_and_block_max():
     x[101, 77] = 1.0  # one-pixel peak survives the reduction
     small = block_max(x, 64)
     assert max(small.shape) <= 64 and small.max() == 1.0
+
+
+def test_killed_run_resumes_from_the_cache(data, full, tmp_path):
+    # A run killed mid-way: records of two ids missing (their json is written last), a temporary
+    # file left behind. The rerun computes exactly those two.
+    _, ds, weights = data
+    out = tmp_path / "killed"
+    shutil.copytree(full[0], out)
+    nram = next((out / "cache").glob("nram-*"))
+    for image_id in ("synth_0005", "synth_0007"):
+        (nram / f"{image_id}.json").unlink()
+    (nram / ".synth_0007.npy.1234abcd.tmp.npy").write_bytes(b"partial")
+    with pytest.MonkeyPatch.context() as mp:
+        spy = _Spy(mp)
+        result = _invoke("--dataset", ds, "--split", "test", "--methods", "nram", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert spy.calls == ["nram", "nram"]
+    assert "nram: 4 images (2 computed, 2 cached, 0 skipped)" in result.stderr

@@ -686,7 +686,8 @@ def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, sweep
         "pd_fa_sweep": None if sweep is None else [float(sweep[0]), float(sweep[-1]), int(len(sweep))],
         "time_rule": (
             "method wall time per image (file reading excluded), mean over the evaluated images, "
-            "as measured when the output was computed (cached times are reused); per 200 images = 200 x mean"
+            "as measured when the output was computed (cached times are reused; with several worker "
+            "processes the workers share the CPU); per 200 images = 200 x mean"
         ),
         "versions": _versions(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -952,8 +953,9 @@ def _report_md(result: CompareResult, rows, picks, command, written) -> str:
         lines += [f"- `{i}`: {why}" for i, why in picks]
         lines += [
             "",
-            "3-D grey-level surfaces of the input and of each method's min–max scores "
-            "(block maximum down to at most 64 × 64 so that small peaks survive):",
+            "3-D grey-level surfaces of the input (min–max scaled) and of each method's scores "
+            "(min–max maps of classical methods, probabilities of networks; block maximum down to "
+            "at most 64 × 64 samples so that small peaks survive):",
             "",
             "![surfaces](surfaces.png)",
             "",

@@ -542,13 +542,21 @@ def compare(
     infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth)
     report = (lambda *a: progress(*a)) if progress is not None else (lambda *a: None)
 
-    # Which image bytes each id stands for (part of each cached record), and its mask.
+    # Before any work: which image bytes each id stands for (part of each cached record), and a
+    # readable mask of the image's size (from the image header; pixels are decoded later).
     failed: dict[str, str] = {}
     digests: dict[str, str] = {}
     for image_id in ids:
         try:
-            digests[image_id] = _sha256_file(ds.image_path(image_id))
-            ds.mask_path(image_id)
+            image_path = ds.image_path(image_id)
+            digests[image_id] = _sha256_file(image_path)
+            info = io.image_info(image_path)
+            gt = ds.read_mask(image_id)
+            if gt.shape != (info["height"], info["width"]):
+                raise InputError(
+                    f"{ds.mask_path(image_id)}: mask is {gt.shape[1]}x{gt.shape[0]} (WxH) but the image "
+                    f"{image_path.name} is {info['width']}x{info['height']}"
+                )
         except InputError as exc:
             _fail(skip_errors, failed, image_id, exc)
 

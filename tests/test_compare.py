@@ -192,7 +192,8 @@ def test_corrupt_image_skipped_or_stops(data, tmp_path):
     _, ds, _ = data
     bad = tmp_path / "ds"
     shutil.copytree(ds, bad)
-    (bad / "images" / "synth_0006.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    png = (bad / "images" / "synth_0006.png").read_bytes()
+    (bad / "images" / "synth_0006.png").write_bytes(png[: len(png) // 2])  # header fine, pixels cut
     result = _invoke("--dataset", bad, "--split", "test", "--methods", "lcm", "--out", tmp_path / "stop")
     assert result.exit_code == 2
     assert result.stderr.startswith("irstd: error: ") and result.stderr.count("\n") == 1
@@ -262,3 +263,19 @@ def test_killed_run_resumes_from_the_cache(data, full, tmp_path):
     assert result.exit_code == 0, result.output
     assert spy.calls == ["nram", "nram"]
     assert "nram: 4 images (2 computed, 2 cached, 0 skipped)" in result.stderr
+
+
+def test_mask_of_another_size_is_caught_before_any_work(data, tmp_path):
+    _, ds, _ = data
+    bad = tmp_path / "ds"
+    shutil.copytree(ds, bad)
+    Image.fromarray(np.zeros((50, 60), np.uint8)).save(bad / "masks" / "synth_0005.png")
+    with pytest.MonkeyPatch.context() as mp:
+        spy = _Spy(mp)
+        result = _invoke("--dataset", bad, "--split", "test", "--methods", "lcm", "--out", tmp_path / "o")
+        assert result.exit_code == 2 and "mask is 60x50 (WxH) but the image synth_0005.png is 96x96" in result.stderr
+        assert spy.calls == []
+        result = _invoke(
+            "--dataset", bad, "--split", "test", "--methods", "lcm", "--out", tmp_path / "o", "--skip-errors"
+        )
+    assert result.exit_code == 3 and spy.calls == ["lcm"] * 3

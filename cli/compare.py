@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -161,10 +162,9 @@ def compare(
     rows = table_rows(result)
     where = split if split_file is None else str(split_file)
     rule = "own rule per method" if threshold is None else f"score > {threshold:g}"
-    console.print(
-        _table(rows, escape(f"{dataset} ({where}): {rows[0]['images']} images, {rows[0]['targets']} targets; masks: {rule}")),
-        width=None if console.is_terminal else max(console.width, 140),  # logs: no squeezed columns
-    )
+    table = _table(rows, escape(f"{dataset} ({where}): {rows[0]['images']} images, {rows[0]['targets']} targets; masks: {rule}"))
+    # In logs (not a terminal) rich assumes 80 columns: print the table unsqueezed.
+    (console if console.is_terminal else Console(stderr=True, width=max(console.width, 140))).print(table)
     console.print(escape(f"wrote {', '.join(f.name for f in written)} to {out}"), highlight=False, style="dim")
     if as_json:
         typer.echo((out / "metrics.json").read_text().rstrip("\n"))

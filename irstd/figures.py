@@ -122,6 +122,8 @@ def plot_surfaces(
             ax.tick_params(labelsize=6, pad=0)
             if r == 0:
                 ax.set_title(title, fontsize=9)
+            if c > 0:  # a flat surface is then read as "all scores near 0.02", not as a bug
+                ax.text2D(0.02, 0.02, f"max {float(np.max(values)):.3g}", transform=ax.transAxes, fontsize=7)
             if c == 0:
                 ax.text2D(-0.08, 0.5, image_id, transform=ax.transAxes, rotation=90,
                           va="center", ha="right", fontsize=8)

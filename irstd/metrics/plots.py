@@ -122,7 +122,7 @@ def plot_pr(
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("Recall (pixels)")
     ax.set_ylabel("Precision (pixels)")
-    ax.legend(loc="lower left", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     return _save(fig, path, overwrite)
 
 
@@ -148,20 +148,33 @@ def plot_pd_fa(
 
     Notes
     -----
-    Points with Fa = 0 cannot be drawn on the logarithmic axis; they are placed at the left
-    edge of the plot (half the smallest positive Fa of all curves).
+    Each curve is drawn in threshold order (Pd and Fa are not monotone in the threshold:
+    components merge and split, so sorting by Fa would zig-zag). Points with Fa = 0 cannot be
+    drawn on the logarithmic axis; they are marked with hollow circles at the left edge of the
+    plot (half the smallest positive Fa of all curves), not joined to the others; neither are
+    consecutive points more than two decades apart in Fa.
     """
     _check(curves, PdFaCurve)
     fig, ax = _figure(title)
     positive = [c.fa[c.fa > 0] for c in curves.values()]
     floor = min((p.min() for p in positive if p.size), default=1e-6) * 1e6 / 2
     for name, c in curves.items():
-        fa = np.where(c.fa > 0, c.fa * 1e6, floor)
-        order = np.argsort(fa, kind="stable")
-        ax.plot(fa[order], c.pd[order] * 100, marker=".", ms=3, lw=1.2, label=name)
+        order = np.argsort(c.thresholds, kind="stable")
+        fa, pd = c.fa[order] * 1e6, c.pd[order] * 100
+        x = np.where(fa > 0, fa, np.nan)
+        # Consecutive thresholds more than two decades apart in Fa (e.g. 0 -> 0.01 on
+        # probabilities: the whole image becomes one component) are not joined: the sweep says
+        # nothing about the operating points between them.
+        gap = np.flatnonzero(np.abs(np.diff(np.log10(x))) > 2) + 1
+        x, y = np.insert(x, gap, np.nan), np.insert(pd, gap, np.nan)
+        line = ax.plot(x, y, marker=".", ms=3, lw=1.2, label=name)[0]
+        zero = fa == 0
+        if zero.any():
+            ax.plot(np.full(int(zero.sum()), floor), pd[zero], ls="", marker="o", ms=4, mfc="none",
+                    color=line.get_color())
     ax.set_xscale("log")
     ax.set_ylim(0, 101)
     ax.set_xlabel("Fa (false-alarm pixels per 10⁶ pixels)")
     ax.set_ylabel("Pd (% of targets detected)")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     return _save(fig, path, overwrite)

@@ -1231,9 +1231,10 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             signal.signal(signum, handler)
 
     if not interrupted:
-        log(f"done: {epochs_done} epochs, best val miou {best_miou} (epoch {best_epoch})")
+        best = "no validation" if best_miou is None else f"best validation mIoU {best_miou:.4f} at epoch {best_epoch}"
+        log(f"done: {epochs_done} epochs, {best}")
         emit(TrainEvent("done", epoch=epochs_done, epochs=config.epochs, run_dir=str(run_dir),
-                        metrics=last_metrics or None, message=f"best val miou {best_miou} (epoch {best_epoch})"))
+                        metrics=last_metrics or None, message=f"{epochs_done} epochs, {best}"))
     return TrainResult(run_dir, epochs_done, interrupted, best_miou, best_epoch, last_metrics, train_ids, val_ids, skipped or [])
 
 

@@ -48,9 +48,22 @@ def evaluate(
     split: str = typer.Option(None, "--split", help="Split name, e.g. test or dnanet_50_50/test."),
     split_file: Path = typer.Option(None, "--split-file", help="Any file with one id per line."),
     predictions: Path = typer.Option(
-        ..., "--predictions", help="Folder of score maps: <id>.png (8/16-bit, value/max) or <id>.npy (float in [0, 1])."
+        None, "--predictions", help="Folder of score maps: <id>.png (8/16-bit, value/max) or <id>.npy (float in [0, 1])."
     ),
-    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Target pixels: score > THRESHOLD."),
+    method: str = typer.Option(
+        None, "--method", "-m", help="Run a method on the split's images instead: cgrinet (with --weights), lcm, ipi, nram."
+    ),
+    weights: Path = typer.Option(None, "--weights", help="CgriNet weights (irstd .safetensors); implies --method cgrinet."),
+    threshold: float = typer.Option(
+        None, "--threshold", min=0.0, max=1.0,
+        help="Target pixels: score > THRESHOLD (default 0.5; for lcm/ipi/nram: the method's own rule mean + k·std).",
+    ),
+    bit_depth: int = typer.Option(None, "--bit-depth", min=1, max=16, help="CgriNet: significant bits of 16-bit images (default: from the weights)."),
+    device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram."),
+    save_predictions: Path = typer.Option(
+        None, "--save-predictions", help="With --method: also write each score map as <id>.png (16-bit) into this folder."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics (plain fractions) and protocol as JSON on stdout."),
     out: Path = typer.Option(
         None, "--out", help="Run folder for metrics.json, per_image.csv, roc.png, pr.png, pd_fa.png."
@@ -63,14 +76,18 @@ def evaluate(
         0.01, "--pd-fa-step", min=0.0, max=1.0, help="Threshold step of the Pd-Fa curve (1/STEP must be whole); 0 skips the curve (faster)."
     ),
 ) -> None:
-    """Score saved prediction maps against a dataset split (IoU, nIoU, Pd, Fa, P/R/F1, ROC, PR).
+    """Score saved prediction maps, or run a method, against a dataset split (IoU, nIoU, Pd, Fa, P/R/F1, ROC, PR).
 
+    Give --predictions DIR (saved score maps) or --method M (run on the split's images now).
+    Classical methods (lcm, ipi, nram) make their masks by their own rule (raw > mean + k·std)
+    unless --threshold is given; their curves use the min-max normalised raw map.
     Definitions follow BasicIRSTD at native resolution (docs/metrics.md).
 
     Exit status: 0 done; 2 unusable input; 3 some ids skipped under --skip-errors.
     """
     from irstd.data import open_dataset
     from irstd.evaluate import (
+        MethodScores,
         SavedPredictions,
         check_out_dir,
         evaluate as run_evaluation,
@@ -85,15 +102,35 @@ def evaluate(
         raise InputError("--split/--split-file: give one of them, not both")
     if split is None and split_file is None:
         raise InputError("--split or --split-file: say which ids to evaluate (e.g. --split test)")
+    if weights is not None:
+        if method is not None and method.lower() != "cgrinet":
+            raise InputError(f"--weights: only used with --method cgrinet, not {method!r}")
+        method = f"cgrinet:{weights}"
+    if (predictions is None) == (method is None):
+        raise InputError("--predictions/--method: give exactly one (saved score maps, or a method to run)")
+    if save_predictions is not None and method is None:
+        raise InputError("--save-predictions: only with --method")
     sweep = sweep_thresholds(pd_fa_step)
     if out is not None:
         check_out_dir(out, overwrite)  # before any work
+    if save_predictions is not None:
+        check_out_dir(save_predictions, overwrite)
+    meth = None
+    if method is not None:
+        from irstd.methods import get_method
+
+        meth = get_method(method, threshold=threshold, device=device, bit_depth=bit_depth)
     ds = open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
-    source = SavedPredictions(predictions)
+    if meth is None:
+        source = SavedPredictions(predictions)
+        threshold = 0.5 if threshold is None else threshold
+    else:
+        source = MethodScores(ds, ids, meth, workers=workers, save_to=save_predictions, overwrite=overwrite)
+        threshold = 0.5 if meth.threshold is None else meth.threshold  # own rule: the evaluator's τ is unused for masks
 
     with Progress(
-        TextColumn("evaluating"),
+        TextColumn("evaluating" if meth is None else escape(f"running {meth.name}")),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -110,32 +147,45 @@ def evaluate(
             skip_errors=skip_errors,
             progress=lambda done, total, _id: bar.update(task, completed=done),
         )
+    if meth is not None:
+        source.close()
 
     for image_id, reason in result.skipped[:_MAX_SKIPPED_SHOWN]:
         console.print(f"[yellow]skipped[/yellow] {escape(image_id)}: {escape(reason)}", highlight=False)
     if len(result.skipped) > _MAX_SKIPPED_SHOWN:
         console.print(f"[yellow]... and {len(result.skipped) - _MAX_SKIPPED_SHOWN} more skipped[/yellow]")
     if result.evaluator.images == 0:
-        raise InputError(f"{predictions}: no image could be evaluated ({len(result.skipped)} skipped)")
+        raise InputError(f"{predictions or method}: no image could be evaluated ({len(result.skipped)} skipped)")
 
     proto = protocol(
-        dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold
+        dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold,
+        method=meth, workers=None if meth is None else workers,
     )
+    extra = None if meth is None else source.timing()
     summary = result.evaluator.summary()
     where = split if split_file is None else str(split_file)
+    rule = f"τ = {threshold:g}" if meth is None else f"{meth.name}, mask: {meth.mask_rule}"
     console.print(
-        _table(summary, escape(f"{dataset} ({where}): {summary['images']} images, {summary['targets']} targets, τ = {threshold:g}")),
+        _table(summary, escape(f"{dataset} ({where}): {summary['images']} images, {summary['targets']} targets, {rule}")),
     )
+    if meth is not None:
+        t = source.timing()
+        console.print(
+            escape(f"curves: {meth.score_rule}; method time {t['method_seconds']:.2f} s "
+                   f"({1000 * (t['method_seconds_per_image'] or 0):.1f} ms/image, {workers} worker{'s' * (workers != 1)})"),
+            style="dim", highlight=False,
+        )
     console.print(
         "native resolution; 8-connected targets, centroid distance < 3 px, greedy first-found; "
         "Fa = unmatched predicted pixels / all pixels",
         style="dim",
     )
     if out is not None:
-        files = write_report(result, proto, out, name=predictions.name or "predictions", overwrite=overwrite)
+        name = meth.name if meth is not None else (predictions.name or "predictions")
+        files = write_report(result, proto, out, name=name, overwrite=overwrite, extra=extra)
         console.print(escape(f"wrote {', '.join(f.name for f in files)} to {out}"), highlight=False)
     if as_json:
-        typer.echo(json.dumps(jsonable(report(result, proto)), indent=2, allow_nan=False))
+        typer.echo(json.dumps(jsonable(report(result, proto, extra)), indent=2, allow_nan=False))
     if result.skipped:
         console.print(f"[yellow]{len(result.skipped)} of {len(ids)} ids skipped[/yellow]")
         raise typer.Exit(EXIT_SKIPPED)

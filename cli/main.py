@@ -12,6 +12,7 @@ from irstd.cli import models as models_cli
 from irstd.cli import train as _train
 from irstd.cli._common import new_app
 from irstd.cli.data import data_app, synth
+from irstd.cli.detect import detect
 from irstd.cli.evaluate import evaluate
 
 app = new_app(help="Infrared small target detection: CgriNet, LCM, IPI, NRAM and the community metrics.")
@@ -36,6 +37,7 @@ app.add_typer(data_app, name="data")
 app.command("synth")(synth)
 app.command("models")(models_cli.models_command)
 app.command("evaluate")(evaluate)
+app.command("detect")(detect)
 app.command("train")(_train.train)
 
 

@@ -1,8 +1,10 @@
 """Evaluate score maps against a dataset split: the library behind ``irstd evaluate``.
 
 The work is split at one boundary: :func:`evaluate` takes a *score source*, any callable
-``id -> (H, W) score map in [0, 1]``. :class:`SavedPredictions` reads them from a folder of
-saved maps; a method run on the dataset's images can be another source, evaluated the same way.
+``id -> (H, W) score map in [0, 1]`` (or ``id -> MethodOutput``, whose ``mask`` then decides the
+predicted pixels). :class:`SavedPredictions` reads them from a folder of saved maps;
+:class:`MethodScores` runs a method (:mod:`irstd.methods`) on the dataset's images, so that
+``irstd evaluate --method M`` runs and evaluates in one go.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "PREDICTION_SUFFIXES",
     "REPORT_FILES",
     "EvaluationResult",
+    "MethodScores",
     "SavedPredictions",
     "check_out_dir",
     "evaluate",
@@ -101,6 +104,94 @@ class SavedPredictions:
         return f"SavedPredictions({str(self.folder)!r})"
 
 
+class MethodScores:
+    """Score source running a method on a dataset's images, in id order.
+
+    Calling it with the ids in order (as :func:`evaluate` does) runs the method ahead of the
+    evaluation, in ``workers`` processes for classical methods; an id that :func:`evaluate`
+    skipped before asking for its map is passed over.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    ids : sequence of str
+        The ids that will be asked for, in order.
+    method : irstd.methods.Method
+    workers : int, optional
+        Worker processes (classical methods; see :func:`irstd.methods.run_method`).
+    save_to : path-like, optional
+        Write each score map as ``<id>.png`` (16-bit, ``value / 65535``) into this folder,
+        usable later with ``--predictions``.
+    overwrite : bool, optional
+        Replace existing ``<id>.png`` files in ``save_to``.
+
+    Attributes
+    ----------
+    seconds : float
+        Total wall time of the method on the images run so far (file reading excluded).
+    runs : int
+        Images the method ran on.
+
+    Notes
+    -----
+    ``source(id)`` returns the :class:`irstd.methods.MethodOutput` of ``id``.
+    """
+
+    def __init__(self, dataset: Dataset, ids: Sequence[str], method, *, workers: int = 1,
+                 save_to: str | os.PathLike | None = None, overwrite: bool = False) -> None:
+        from irstd.methods import run_method
+
+        self.method = method
+        self.save_to = None if save_to is None else Path(save_to)
+        self.overwrite = overwrite
+        self.seconds = 0.0
+        self.runs = 0
+        self.ids = list(ids)
+        items = []
+        self._paths: dict[str, Path] = {}
+        for image_id in self.ids:
+            try:
+                self._paths[image_id] = dataset.image_path(image_id)
+                items.append(self._paths[image_id])
+            except InputError as exc:
+                items.append(exc)
+        self._runs = run_method(method, items, workers=workers, skip_errors=True)
+        self._results = zip(self.ids, self._runs)
+
+    def close(self) -> None:
+        """Stop the worker processes (done by itself once the last id has been asked for)."""
+        self._runs.close()
+
+    def __call__(self, image_id: str):
+        for got, result in self._results:
+            if got != image_id:
+                continue  # evaluate() skipped this id before asking for its map
+            if got == self.ids[-1]:
+                self.close()
+            if isinstance(result, InputError):
+                raise result
+            self.runs += 1
+            self.seconds += result.seconds
+            if self.save_to is not None:
+                io.write_image(self.save_to / f"{image_id}.png", np.clip(result.scores, 0.0, 1.0),
+                               bit_depth=16, overwrite=self.overwrite)
+            return result
+        raise InputError(f"id {image_id!r}: asked for out of order (method scores run in split order)")
+
+    def describe(self, image_id: str) -> str:
+        """How error messages name the id: its image file (the method's map has no file)."""
+        path = self._paths.get(image_id)
+        return f"{path if path is not None else f'id {image_id!r}'} ({self.method.name})"
+
+    def timing(self) -> dict[str, Any]:
+        """Method wall time: total and per image (seconds, file reading excluded)."""
+        return {
+            "method_seconds": self.seconds,
+            "method_seconds_per_image": self.seconds / self.runs if self.runs else None,
+            "method_runs": self.runs,
+        }
+
+
 @dataclass
 class EvaluationResult:
     """What :func:`evaluate` returns.
@@ -164,7 +255,9 @@ def evaluate(
     ids : sequence of str
     scores_for : callable
         ``scores_for(id)`` returns the (H, W) score map of ``id`` (values in [0, 1], or 8/16-bit
-        integers); e.g. :class:`SavedPredictions`.
+        integers), e.g. :class:`SavedPredictions`; or a :class:`irstd.methods.MethodOutput`
+        (e.g. :class:`MethodScores`), whose ``mask`` is then the prediction (the method's own
+        rule) while its ``scores`` give the curves.
     threshold : float, optional
         ``scores > threshold`` are predicted target pixels.
     sweep : sequence of float or None, optional
@@ -198,6 +291,9 @@ def evaluate(
         try:
             gt = dataset.read_mask(image_id)
             scores = scores_for(image_id)
+            pred = None
+            if hasattr(scores, "mask") and hasattr(scores, "scores"):  # a MethodOutput
+                scores, pred = scores.scores, scores.mask
             if np.shape(scores) != gt.shape:
                 where = describe(image_id) if describe else f"id {image_id!r}"
                 raise InputError(
@@ -205,7 +301,7 @@ def evaluate(
                     f"but its mask is {_wh(gt.shape)} (WxH)"
                 )
             try:
-                evaluator.update(scores, gt, image_id=image_id)
+                evaluator.update(scores, gt, image_id=image_id, pred=pred)
             except InputError as exc:
                 if not describe:
                     raise
@@ -261,15 +357,24 @@ def protocol(
     split: str | None = None,
     split_file: str | os.PathLike | None = None,
     predictions: str | os.PathLike | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = 0.5,
+    method=None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """The protocol fields recorded next to every reported number."""
-    return {
+    """The protocol fields recorded next to every reported number.
+
+    With ``method`` (an :class:`irstd.methods.Method`): its name, kind, score and mask rules
+    and parameter count are recorded; ``threshold`` is None when the method's own rule makes
+    the masks.
+    """
+    if method is not None:
+        threshold = method.threshold
+    out = {
         "dataset": None if dataset is None else str(dataset),
         "split": split if split_file is None else None,
         "split_file": None if split_file is None else str(split_file),
         "predictions": None if predictions is None else str(predictions),
-        "threshold": float(threshold),
+        "threshold": None if threshold is None else float(threshold),
         "threshold_rule": "score > threshold (strict); PNG maps as value / max of their dtype",
         "resolution": "native",
         "gt_binarisation": "mask > half its full value (0/255 masks: > 127; 0/1 masks: value 1)",
@@ -282,14 +387,35 @@ def protocol(
         "curves": "pixel ROC/PR over 65536 score levels k/65535 (exact for 8- and 16-bit maps)",
         "irstd_version": __version__,
     }
+    if method is not None:
+        out["threshold_rule"] = (
+            f"masks: {method.mask_rule}; curves: {method.score_rule}"
+        )
+        out.update({
+            "method": method.name,
+            "method_kind": method.kind,
+            "score_rule": method.score_rule,
+            "mask_rule": method.mask_rule,
+            "parameters": method.parameters,
+            "weights": None if getattr(method, "weights", None) is None else str(method.weights),
+            "bit_depth": getattr(method, "bit_depth", None),
+            "input_scale": "native values (0-255 for 8-bit, raw counts for 16-bit)"
+            if method.kind == "classical" else "irstd.io.to_float (bit depth rule)",
+            "workers": workers,
+        })
+    return out
 
 
-def report(result: EvaluationResult, proto: dict[str, Any]) -> dict[str, Any]:
+def report(result: EvaluationResult, proto: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """One flat dictionary: the summary metrics (plain fractions), the protocol, the Pd–Fa
-    curve and the skipped ids (what ``--json`` prints and ``metrics.json`` holds)."""
+    curve and the skipped ids (what ``--json`` prints and ``metrics.json`` holds); ``extra``
+    (e.g. :meth:`MethodScores.timing`) is added as is."""
     ev = result.evaluator
     out: dict[str, Any] = dict(ev.summary())
     out.update({k: v for k, v in proto.items() if k not in out})
+    if "mask_rule" in proto:  # a method run: the protocol's threshold (None = own rule) holds
+        out["threshold"] = proto["threshold"]
+    out.update(extra or {})
     out["skipped"] = [{"id": i, "error": e} for i, e in result.skipped]
     if ev.sweep is not None:
         c = ev.pd_fa_curve()
@@ -344,6 +470,7 @@ def write_report(
     *,
     name: str = "predictions",
     overwrite: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Write ``metrics.json``, ``per_image.csv``, ``roc.png``, ``pr.png`` and ``pd_fa.png``.
 
@@ -357,6 +484,8 @@ def write_report(
     name : str, optional
         Legend label of the curves.
     overwrite : bool, optional
+    extra : dict, optional
+        Added to ``metrics.json`` (see :func:`report`).
 
     Returns
     -------
@@ -367,7 +496,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     ev = result.evaluator
     written = [
-        io.write_json(out / "metrics.json", jsonable(report(result, proto)), overwrite=True),
+        io.write_json(out / "metrics.json", jsonable(report(result, proto, extra)), overwrite=True),
         io.write_text(out / "per_image.csv", _per_image_csv(ev.per_image), overwrite=True),
     ]
     if ev.images:

@@ -267,3 +267,94 @@ def test_cli_on_sirst_50_50_agrees_with_reference(tmp_path):
     assert data["images"] == 214 and data["targets"] == ref["targets"]
     for key in ("miou", "niou", "pd", "fa"):
         assert abs(data[key] - ref[key]) <= 1e-9, key
+
+
+# -- irstd evaluate --method: run a method on the split's images and evaluate in one go ----------
+
+
+@pytest.fixture()
+def scenes(tmp_path):
+    """A tiny synthetic dataset: 6 scenes (write_dataset size (96, 112)), split ``test``."""
+    from irstd.synth import write_dataset
+
+    root = tmp_path / "synth"
+    write_dataset(root, count=6, size=(96, 112), seed=4)
+    return root
+
+
+def test_method_equals_saved_predictions_of_the_same_method(scenes, tmp_path):
+    from irstd.data import open_dataset
+    from irstd.methods import get_method
+
+    ds = open_dataset(scenes)
+    ids = ds.ids(split="test")
+    pred = tmp_path / "lcm_npy"
+    pred.mkdir()
+    for image_id in ids:
+        np.save(pred / f"{image_id}.npy", get_method("lcm").run(ds.read_image(image_id)).scores)
+    common = ["--dataset", scenes, "--split", "test", "--json", "--threshold", 0.3]
+    saved = _run(*common, "--predictions", pred)
+    run = _run(*common, "--method", "lcm", "--workers", 2)
+    assert saved.exit_code == run.exit_code == 0, run.stderr
+    a, b = json.loads(saved.stdout), json.loads(run.stdout)
+    for key in ("miou", "niou", "pd", "fa", "auc", "ap", "precision", "recall", "f1", "images", "targets",
+                "pd_fa_curve"):
+        assert a[key] == b[key], key
+    assert b["method"] == "lcm" and b["threshold"] == 0.3 and b["mask_rule"] == "min-max score > 0.3"
+    assert b["method_runs"] == len(ids) and b["method_seconds"] > 0
+
+
+def test_method_own_rule_masks_and_score_curves(scenes, tmp_path):
+    from irstd.data import open_dataset
+    from irstd.methods import get_method
+
+    ds = open_dataset(scenes)
+    ids = ds.ids(split="test")
+    ref = Evaluator()
+    for image_id in ids:
+        out = get_method("lcm").run(ds.read_image(image_id))
+        ref.update(out.scores, ds.read_mask(image_id), image_id=image_id, pred=out.mask)
+    result = _run("--dataset", scenes, "--split", "test", "--json", "--method", "lcm",
+                  "--out", tmp_path / "run", "--save-predictions", tmp_path / "maps")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    expected = ref.summary()
+    for key in ("miou", "niou", "pd", "fa", "auc", "ap", "precision", "recall"):
+        assert data[key] == pytest.approx(expected[key], abs=1e-12), key
+    assert data["threshold"] is None and data["mask_rule"] == "raw map > mean + 3·std"
+    assert data["score_rule"] == "min-max normalised raw LCM map"
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["mask_rule"] == data["mask_rule"] and saved["method_runs"] == len(ids)
+    assert "lcm" in result.stderr and "mean + 3·std" in result.stderr
+    maps = sorted(p.stem for p in (tmp_path / "maps").iterdir())
+    assert maps == sorted(ids)
+    first = np.array(Image.open(tmp_path / "maps" / f"{ids[0]}.png"))
+    assert first.dtype == np.uint16
+
+
+def test_method_cgrinet_weights_and_skip_errors(scenes, tmp_path):
+    import torch
+
+    from irstd.models import create_model, save_weights
+
+    torch.manual_seed(0)
+    weights = save_weights(create_model("cgrinet_test"), tmp_path / "tiny.safetensors")
+    from irstd.data import open_dataset
+
+    ids = open_dataset(scenes).ids(split="test")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(scenes / "masks" / f"{ids[0]}.png")  # size mismatch
+    result = _run("--dataset", scenes, "--split", "test", "--json", "--weights", weights)
+    assert result.exit_code == 2 and ids[0] in result.stderr
+    result = _run("--dataset", scenes, "--split", "test", "--json", "--weights", weights, "--skip-errors")
+    assert result.exit_code == 3, result.stderr
+    data = json.loads(result.stdout)
+    assert data["images"] == len(ids) - 1 and [s["id"] for s in data["skipped"]] == [ids[0]]
+    assert data["method"] == "cgrinet:tiny" and data["threshold"] == 0.5 and data["parameters"] > 0
+
+
+def test_method_option_errors(scenes, tmp_path):
+    _one_line_error(_run("--dataset", scenes, "--split", "test"), "exactly one")
+    _one_line_error(_run("--dataset", scenes, "--split", "test", "--method", "lcm", "--predictions", tmp_path), "exactly one")
+    _one_line_error(_run("--dataset", scenes, "--split", "test", "--method", "sobel"), "unknown method")
+    _one_line_error(_run("--dataset", scenes, "--split", "test", "--predictions", tmp_path, "--save-predictions", tmp_path / "m"),
+                    "--save-predictions")

@@ -473,3 +473,44 @@ def test_sirst_50_50_synthetic_predictions_agree_with_reference():
         )
         assert ours["images"] == 214 and ref["targets"] == ours["targets"]
         _assert_agrees(ours, ref)
+
+
+# -- pred: a method's own decision rule -----------------------------------------------------------
+
+
+def test_update_with_own_rule_mask():
+    rng = np.random.default_rng(5)
+    gt = np.zeros((32, 32), bool)
+    gt[4:7, 4:7] = True
+    gt[20:22, 25:27] = True
+    scores = rng.random((32, 32)) * 0.3
+    scores[gt] = 0.9
+    pred = np.zeros_like(gt)
+    pred[4:7, 4:6] = True   # hits the first target only, partially
+    pred[30, 0] = True      # a false alarm
+    own = Evaluator(sweep=DEFAULT_SWEEP)
+    row = own.update(scores, gt, image_id="a", pred=pred)
+    assert row["pred_pixels"] == 7 and row["hits"] == 1 and row["false_alarm_pixels"] == 1
+    s = own.summary()
+    assert s["miou"] == pytest.approx(6 / (9 + 4 + 1))
+    assert s["pd"] == 0.5 and s["fa"] == 1 / 1024
+    # Curves come from the scores: identical to an evaluator fed the scores alone.
+    ref = Evaluator(sweep=DEFAULT_SWEEP)
+    ref.update(scores, gt, image_id="a")
+    assert s["auc"] == ref.summary()["auc"] and s["ap"] == ref.summary()["ap"]
+    np.testing.assert_array_equal(own.pd_fa_curve().pd, ref.pd_fa_curve().pd)
+    np.testing.assert_array_equal(own.pd_fa_curve().fa, ref.pd_fa_curve().fa)
+    # pred equal to the threshold rule gives the same result as no pred.
+    same = Evaluator(sweep=DEFAULT_SWEEP)
+    same.update(scores, gt, image_id="a", pred=scores > 0.5)
+    assert same.summary() == ref.summary()
+
+
+def test_update_pred_checks():
+    ev = Evaluator()
+    gt = np.zeros((8, 8), bool)
+    with pytest.raises(InputError, match="boolean"):
+        ev.update(np.zeros((8, 8)), gt, pred=np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="predicted mask is 9x8"):
+        ev.update(np.zeros((8, 8)), gt, pred=np.zeros((8, 9), bool))
+    assert ev.images == 0

@@ -135,7 +135,7 @@ class Evaluator:
 
     # -- accumulation -------------------------------------------------------------------------
 
-    def update(self, scores, gt, image_id=None) -> dict:
+    def update(self, scores, gt, image_id=None, pred=None) -> dict:
         """Add one image.
 
         Parameters
@@ -147,6 +147,11 @@ class Evaluator:
             Ground-truth mask (bool, 0/1 or 0/255; see :func:`irstd.metrics.as_mask`).
         image_id : str, optional
             Named in error messages and in the per-image row (default: the image's ordinal).
+        pred : (H, W) ndarray of bool, optional
+            The predicted target pixels, when a method decides by its own rule (e.g. a classical
+            method's ``raw > mean + k·std``). Used instead of ``scores > threshold`` for IoU,
+            nIoU, Pd, Fa, precision, recall and F1; the ROC/PR histograms and the Pd–Fa sweep
+            still come from ``scores``.
 
         Returns
         -------
@@ -156,7 +161,8 @@ class Evaluator:
         Raises
         ------
         irstd.errors.InputError
-            Size mismatch, NaN, scores outside [0, 1], not 2-D. The evaluator is unchanged.
+            Size mismatch, NaN, scores outside [0, 1], not 2-D, ``pred`` not boolean or of
+            another size. The evaluator is unchanged.
         """
         if image_id is None:
             image_id = f"image {self.images + 1}"
@@ -168,7 +174,19 @@ class Evaluator:
                 f"{image_id}: score map is {w}x{h} (WxH) but the ground-truth mask is {gw}x{gh}"
             )
 
-        pred = threshold_scores(scores, self.threshold)
+        if pred is None:
+            pred = threshold_scores(scores, self.threshold)
+            own_rule = False
+        else:
+            pred = np.asarray(pred)
+            if pred.dtype != np.bool_:
+                raise InputError(f"{image_id}: pred must be a boolean mask, got dtype {pred.dtype}")
+            if pred.shape != gt.shape:
+                (h, w), (gh, gw) = pred.shape, gt.shape
+                raise InputError(
+                    f"{image_id}: predicted mask is {w}x{h} (WxH) but the ground-truth mask is {gw}x{gh}"
+                )
+            own_rule = True
         inter, union = iou_counts(pred, gt)
         pred_pixels = int(np.count_nonzero(pred))
         gt_pixels = int(np.count_nonzero(gt))
@@ -176,7 +194,7 @@ class Evaluator:
         match = match_targets(pred, gt, self.max_distance, gt_components=targets)
         positives, negatives = score_histograms(scores, gt, self.bins)
         if self.sweep is not None:
-            sweep_hits, sweep_fa = self._sweep(scores, gt, targets, pred_pixels, match)
+            sweep_hits, sweep_fa = self._sweep(scores, gt, targets, None if own_rule else (pred_pixels, match))
 
         # Commit only once everything succeeded.
         self.images += 1
@@ -213,15 +231,20 @@ class Evaluator:
             self.per_image.append(row)
         return row
 
-    def _sweep(self, scores, gt, targets, pred_pixels, match):
+    def _sweep(self, scores, gt, targets, known=None):
         """Hits and false-alarm pixels at every sweep threshold.
 
         The predictions are nested (a higher threshold keeps a subset), so two thresholds with
         the same number of predicted pixels give the same mask: it is labelled once.
+        ``known`` is ``(pred_pixels, match)`` of the mask at ``self.threshold`` when already
+        computed.
         """
         hits = np.zeros(self.sweep.size, np.int64)
         fa = np.zeros(self.sweep.size, np.int64)
-        cache = {0: (0, 0), pred_pixels: (match.hits, match.false_alarm_pixels)}
+        cache = {0: (0, 0)}
+        if known is not None:
+            pred_pixels, match = known
+            cache[pred_pixels] = (match.hits, match.false_alarm_pixels)
         for k, t in enumerate(self.sweep):
             pred = threshold_scores(scores, t)
             count = int(np.count_nonzero(pred))

@@ -1,0 +1,419 @@
+"""One way to run any detection method on one image: CgriNet and the classical baselines.
+
+:func:`get_method` turns a method specification into a :class:`Method`; ``Method.run(image)``
+returns a :class:`MethodOutput` with
+
+``scores``
+    float64 (H, W) map in [0, 1] for score curves: CgriNet's sigmoid probabilities, or the
+    min–max normalised raw map of a classical method (:func:`irstd.baselines.minmax`).
+``mask``
+    The method's own decision: ``probability > threshold`` (0.5 by default) for CgriNet;
+    ``raw > mean + k·std`` with the method's default ``k`` for LCM/IPI/NRAM
+    (:func:`irstd.baselines.segment`), or ``min–max score > threshold`` when a threshold is
+    given.
+``raw``
+    The classical raw map (float64), ``None`` for CgriNet.
+``seconds``
+    Wall time of the method on this image (file reading excluded).
+
+Classical methods run on the image's native scale (0–255 for 8-bit data, raw counts for 16-bit
+data, float data as is), as the authors' code does. CgriNet takes ``irstd.io.to_float(image,
+bit_depth)`` with the bit depth recorded in the weights' metadata unless ``bit_depth`` is given.
+
+Specifications: ``lcm``, ``ipi``, ``nram``, ``cgrinet`` (the packaged weights, see
+:func:`default_weights`) and ``cgrinet:FILE`` (any irstd model file, safetensors).
+
+:func:`run_method` runs a method over many images (paths, ``(path, frame)`` pairs or arrays),
+in worker processes for classical methods, yielding results in input order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import re
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irstd.errors import InputError
+
+__all__ = [
+    "CLASSICAL",
+    "WEIGHTS_DIR",
+    "ClassicalMethod",
+    "Method",
+    "MethodOutput",
+    "NetworkMethod",
+    "default_weights",
+    "get_method",
+    "list_methods",
+    "run_method",
+]
+
+#: The classical methods, by name (see :data:`irstd.baselines.METHODS`).
+CLASSICAL = ("lcm", "ipi", "nram")
+
+#: Where packaged CgriNet weights live: ``irstd/weights/*.safetensors`` inside the package.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: The preferred packaged file when the folder holds more than one.
+DEFAULT_WEIGHTS_NAME = "cgrinet_sirst.safetensors"
+
+
+@dataclass
+class MethodOutput:
+    """What :meth:`Method.run` returns for one image (see the module docstring)."""
+
+    scores: np.ndarray
+    mask: np.ndarray
+    raw: np.ndarray | None
+    seconds: float
+
+
+def default_weights() -> Path | None:
+    """The packaged CgriNet weights, or ``None`` when none are packaged.
+
+    Looks in ``irstd/weights/``: ``cgrinet_sirst.safetensors`` when present, else the single
+    ``*.safetensors`` file there. Several candidates without that name raise
+    :class:`InputError` (the choice would be arbitrary).
+    """
+    if not WEIGHTS_DIR.is_dir():
+        return None
+    preferred = WEIGHTS_DIR / DEFAULT_WEIGHTS_NAME
+    if preferred.is_file():
+        return preferred
+    files = sorted(p for p in WEIGHTS_DIR.glob("*.safetensors") if p.is_file())
+    if not files:
+        return None
+    if len(files) > 1:
+        raise InputError(
+            f"{WEIGHTS_DIR}: several packaged weight files ({', '.join(p.name for p in files)}); "
+            f"name the default one {DEFAULT_WEIGHTS_NAME}"
+        )
+    return files[0]
+
+
+def list_methods() -> list[str]:
+    """The method names :func:`get_method` accepts (``cgrinet:FILE`` takes any model file)."""
+    return ["cgrinet", *CLASSICAL]
+
+
+@dataclass
+class Method:
+    """A detection method, ready to run on single images.
+
+    Attributes
+    ----------
+    name : str
+        ``lcm``, ``ipi``, ``nram``, ``cgrinet`` (packaged weights) or ``cgrinet:<file stem>``.
+    kind : str
+        ``classical`` or ``network``.
+    score_rule, mask_rule : str
+        How ``scores`` and ``mask`` of :class:`MethodOutput` are made, as one line each.
+    threshold : float or None
+        Threshold of the mask on ``scores``; ``None`` when the method's own rule decides.
+    """
+
+    name: str
+    kind: str
+    score_rule: str
+    mask_rule: str
+    threshold: float | None
+
+    @property
+    def parameters(self) -> int | None:
+        """Trainable parameters (network), ``None`` for classical methods."""
+        return None
+
+    def run(self, image: np.ndarray) -> MethodOutput:  # pragma: no cover - abstract
+        """Run on one 2-D grey image (``irstd.io.read_image`` output, native dtype)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """The method's record for run outputs (name, kind, rules, threshold, parameters)."""
+        return {
+            "method": self.name,
+            "kind": self.kind,
+            "score_rule": self.score_rule,
+            "mask_rule": self.mask_rule,
+            "threshold": self.threshold,
+            "parameters": self.parameters,
+        }
+
+
+def _check_image(image) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim != 2:
+        raise InputError(f"image: expected a 2-D grey image, got an array of shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(f"image: empty image of shape {arr.shape}")
+    return arr
+
+
+@dataclass
+class ClassicalMethod(Method):
+    """LCM, IPI or NRAM (:mod:`irstd.baselines`) with its default segmentation ``k``."""
+
+    k: float = 3.0
+
+    def run(self, image: np.ndarray) -> MethodOutput:
+        from irstd.baselines import METHODS, minmax, segment
+        from irstd.metrics import threshold_scores
+
+        image = _check_image(image)
+        fn = METHODS[self.name].fn
+        start = time.perf_counter()
+        raw = np.asarray(fn(np.asarray(image, dtype=np.float64)), dtype=np.float64)
+        scores = minmax(raw)
+        if self.threshold is None:
+            mask = segment(raw, self.k)
+        else:
+            mask = threshold_scores(scores, self.threshold)
+        seconds = time.perf_counter() - start
+        return MethodOutput(scores=scores, mask=mask, raw=raw, seconds=seconds)
+
+
+_BIT_DEPTH_META = re.compile(r"bit_depth=(None|\d+)")
+
+
+def _bit_depth_from_metadata(meta: dict[str, str]) -> int | None:
+    """The ``bit_depth`` the weights were trained with (``None``: the default rule)."""
+    rule = meta.get("bit_depth_rule", "")
+    found = _BIT_DEPTH_META.search(rule)
+    if not found or found.group(1) == "None":
+        return None
+    return int(found.group(1))
+
+
+@dataclass
+class NetworkMethod(Method):
+    """CgriNet from an irstd model file; the model is loaded on first use and reused."""
+
+    weights: Path = field(default_factory=Path)
+    device: str | None = None
+    bit_depth: int | None = None
+    _model: Any = field(default=None, init=False, repr=False, compare=False)
+    _parameters: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    def model(self):
+        """The loaded model (loaded once)."""
+        if self._model is None:
+            from irstd.models import count_parameters, load_model
+
+            self._model = load_model(self.weights, device=self.device)
+            self._parameters = int(count_parameters(self._model))
+        return self._model
+
+    @property
+    def parameters(self) -> int | None:  # noqa: D102 - documented on Method
+        if self._parameters is None:
+            self.model()
+        return self._parameters
+
+    def run(self, image: np.ndarray) -> MethodOutput:
+        from irstd.io import to_float
+        from irstd.metrics import threshold_scores
+        from irstd.models import predict
+
+        image = _check_image(image)
+        model = self.model()
+        x = to_float(image, self.bit_depth)
+        start = time.perf_counter()
+        probs = predict(model, x)
+        seconds = time.perf_counter() - start
+        mask = threshold_scores(probs, self.threshold)
+        return MethodOutput(scores=probs.astype(np.float64), mask=mask, raw=None, seconds=seconds)
+
+    def __getstate__(self):  # a pickled method reloads its model in the worker
+        state = dict(self.__dict__)
+        state["_model"] = None
+        return state
+
+
+def get_method(
+    spec: str,
+    *,
+    threshold: float | None = None,
+    device: str | None = None,
+    bit_depth: int | None = None,
+) -> Method:
+    """Build a method from its specification.
+
+    Parameters
+    ----------
+    spec : str
+        ``lcm``, ``ipi``, ``nram``, ``cgrinet`` (the packaged weights, :func:`default_weights`)
+        or ``cgrinet:FILE`` (an irstd model file written by :func:`irstd.models.save_weights`).
+    threshold : float, optional
+        Mask threshold on ``scores`` (in [0, 1]). CgriNet: 0.5 by default. Classical methods:
+        by default their own rule ``raw > mean + k·std``; with a threshold, ``min–max score >
+        threshold``.
+    device : str, optional
+        Torch device for CgriNet (CPU by default).
+    bit_depth : int, optional
+        Significant bits of 16-bit input for CgriNet's ``to_float`` (default: the value
+        recorded in the weights' metadata, else 16). Classical methods run on raw values and
+        ignore it.
+
+    Returns
+    -------
+    Method
+
+    Raises
+    ------
+    InputError
+        Unknown method, missing or unusable weights, threshold outside [0, 1].
+    """
+    from irstd.baselines import METHODS
+
+    if threshold is not None:
+        threshold = float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise InputError(f"--threshold: must lie in [0, 1], got {threshold:g}")
+    text = str(spec).strip()
+    name, sep, file = text.partition(":")
+    name = name.lower()
+    if name in CLASSICAL and not sep:
+        base = METHODS[name]
+        if threshold is None:
+            mask_rule = f"raw map > mean + {base.k:g}·std"
+        else:
+            mask_rule = f"min-max score > {threshold:g}"
+        return ClassicalMethod(
+            name=name,
+            kind="classical",
+            score_rule=f"min-max normalised raw {name.upper()} map",
+            mask_rule=mask_rule,
+            threshold=threshold,
+            k=base.k,
+        )
+    if name == "cgrinet":
+        if sep:
+            if not file:
+                raise InputError("--method cgrinet:FILE: the file name is missing")
+            weights = Path(file)
+            label = f"cgrinet:{weights.stem}"
+        else:
+            weights = default_weights()
+            if weights is None:
+                raise InputError(
+                    "--method cgrinet: no trained weights are packaged yet; pass --weights FILE (or cgrinet:FILE)"
+                )
+            label = "cgrinet"
+        from irstd.io import _check_bit_depth
+        from irstd.models import read_weights_metadata
+
+        meta = read_weights_metadata(weights)  # checks the file before any image is read
+        bits = _check_bit_depth(bit_depth) if bit_depth is not None else _bit_depth_from_metadata(meta)
+        t = 0.5 if threshold is None else threshold
+        return NetworkMethod(
+            name=label,
+            kind="network",
+            score_rule=f"sigmoid probability of CgriNet ({meta.get('model', 'CgriNet')}); "
+            f"input uint8/255, uint16/(2**{bits or 16}-1)",
+            mask_rule=f"probability > {t:g}",
+            threshold=t,
+            weights=weights,
+            device=device,
+            bit_depth=bits,
+        )
+    raise InputError(
+        f"--method: unknown method {spec!r} (choose from {', '.join(list_methods())}, or cgrinet:FILE)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# many images
+# --------------------------------------------------------------------------------------------
+
+
+def _load(item) -> np.ndarray:
+    """An item of :func:`run_method` as an image array."""
+    from irstd.io import read_image
+
+    if isinstance(item, InputError):  # an input that failed before it could be read
+        raise item
+    if isinstance(item, np.ndarray):
+        return item
+    if isinstance(item, tuple):
+        path, frame = item
+        return read_image(path, frame=frame)
+    return read_image(item)
+
+
+def _run_one(method: Method, item, capture: bool):
+    try:
+        return method.run(_load(item))
+    except InputError as exc:
+        if not capture:
+            raise
+        return exc
+
+
+def run_method(
+    method: Method,
+    items: Iterable,
+    workers: int = 1,
+    *,
+    skip_errors: bool = False,
+    prefetch: int = 2,
+) -> Iterator[MethodOutput | InputError]:
+    """Run ``method`` on many images; results in input order.
+
+    Parameters
+    ----------
+    method : Method
+    items : iterable
+        Image arrays, paths (read with :func:`irstd.io.read_image`), or ``(path, frame)``
+        pairs for pages of a multi-page TIFF. Files are read in the worker. An
+        :class:`InputError` item stands for an input that already failed (it is raised, or
+        yielded under ``skip_errors``, in its place).
+    workers : int, optional
+        Worker processes (classical methods; ``spawn`` start, 1 BLAS thread each, as
+        :func:`irstd.baselines.map_images`). CgriNet runs in this process whatever the value
+        (PyTorch uses its own threads).
+    skip_errors : bool, optional
+        Yield the :class:`InputError` of a bad item instead of raising it.
+    prefetch : int, optional
+        Items queued per worker ahead of the one being yielded (bounds memory).
+
+    Yields
+    ------
+    MethodOutput or InputError
+    """
+    if workers < 1:
+        raise InputError(f"--workers: must be at least 1, got {workers}")
+    if workers == 1 or method.kind != "classical":
+        for item in items:
+            yield _run_one(method, item, skip_errors)
+        return
+    from irstd.baselines.parallel import _thread_env
+
+    ctx = mp.get_context("spawn")
+    window = max(1, workers * (1 + max(0, prefetch)))
+    pending: deque = deque()
+    it = iter(items)
+    with _thread_env(1), ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        try:
+            for item in it:
+                pending.append(pool.submit(_run_one, method, item, skip_errors))
+                if len(pending) >= window:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(it, _END)
+                if nxt is not _END:
+                    pending.append(pool.submit(_run_one, method, nxt, skip_errors))
+                yield result
+        finally:  # an error or a consumer that stops early: drop the queued work
+            for fut in pending:
+                fut.cancel()
+
+
+_END = object()

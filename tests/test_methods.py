@@ -1,0 +1,153 @@
+"""irstd.methods: one way to run CgriNet and the classical baselines on an image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from irstd import methods
+from irstd.baselines import METHODS, ipi, lcm, minmax, segment
+from irstd.errors import InputError
+from irstd.io import to_float, write_image
+from irstd.methods import MethodOutput, get_method, list_methods, run_method
+from irstd.models import create_model, load_model, predict, save_weights
+from irstd.synth import make_scene
+
+
+@pytest.fixture(scope="module")
+def scene():
+    image, mask = make_scene(np.random.default_rng(3), 96, 112)
+    return (image * 255).round().astype(np.uint8), mask
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    return save_weights(create_model("cgrinet_test"), path)
+
+
+@pytest.mark.parametrize("name", ["lcm", "ipi", "nram"])
+def test_classical_matches_baseline_functions(scene, name):
+    image, _ = scene
+    method = get_method(name)
+    out = method.run(image)
+    raw = METHODS[name].fn(image.astype(np.float64))
+    assert isinstance(out, MethodOutput)
+    assert method.kind == "classical" and method.parameters is None and method.threshold is None
+    np.testing.assert_array_equal(out.raw, raw)
+    np.testing.assert_array_equal(out.scores, minmax(raw))
+    np.testing.assert_array_equal(out.mask, segment(raw, METHODS[name].k))
+    assert out.scores.dtype == np.float64 and out.mask.dtype == np.bool_
+    assert out.scores.shape == out.mask.shape == image.shape
+    assert out.seconds >= 0
+    assert f"{METHODS[name].k:g}·std" in method.mask_rule
+
+
+def test_classical_runs_on_raw_16_bit_values(scene):
+    image, _ = scene
+    image16 = image.astype(np.uint16) * 257 + 3
+    out = get_method("lcm").run(image16)
+    np.testing.assert_array_equal(out.raw, lcm(image16.astype(np.float64)))
+    assert not np.array_equal(out.raw, lcm(image.astype(np.float64)))
+
+
+def test_classical_threshold_replaces_own_rule(scene):
+    image, _ = scene
+    method = get_method("ipi", threshold=0.3)
+    out = method.run(image)
+    np.testing.assert_array_equal(out.mask, out.scores > 0.3)
+    assert method.mask_rule == "min-max score > 0.3"
+    np.testing.assert_array_equal(out.raw, ipi(image.astype(np.float64)))
+
+
+def test_network_method(scene, weights):
+    image, _ = scene
+    method = get_method(f"cgrinet:{weights}", threshold=0.4)
+    assert method.name == "cgrinet:tiny" and method.kind == "network"
+    out = method.run(image)
+    expected = predict(load_model(weights), to_float(image))
+    np.testing.assert_allclose(out.scores, expected, atol=1e-6)
+    assert out.scores.dtype == np.float64 and out.raw is None
+    np.testing.assert_array_equal(out.mask, out.scores.astype(np.float32) > np.float32(0.4))
+    assert method.parameters == sum(p.numel() for p in load_model(weights).parameters() if p.requires_grad)
+    first = method.model()
+    method.run(image)
+    assert method.model() is first  # loaded once
+
+
+def test_network_bit_depth_from_metadata(tmp_path, scene):
+    path = save_weights(create_model("cgrinet_test"), tmp_path / "w14.safetensors",
+                        {"bit_depth_rule": "irstd.io.to_float(bit_depth=14): ..."})
+    assert get_method(f"cgrinet:{path}").bit_depth == 14
+    assert get_method(f"cgrinet:{path}", bit_depth=12).bit_depth == 12
+    image16 = (scene[0].astype(np.uint16) * 64)
+    out = get_method(f"cgrinet:{path}").run(image16)
+    expected = predict(load_model(path), to_float(image16, 14))
+    np.testing.assert_allclose(out.scores, expected, atol=1e-6)
+
+
+def test_default_weights(monkeypatch, tmp_path, weights):
+    monkeypatch.setattr(methods, "WEIGHTS_DIR", tmp_path / "none")
+    assert methods.default_weights() is None
+    with pytest.raises(InputError, match="no trained weights are packaged yet"):
+        get_method("cgrinet")
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "a.safetensors").write_bytes(weights.read_bytes())
+    monkeypatch.setattr(methods, "WEIGHTS_DIR", folder)
+    assert methods.default_weights() == folder / "a.safetensors"
+    assert get_method("cgrinet").name == "cgrinet"
+    (folder / "b.safetensors").write_bytes(weights.read_bytes())
+    with pytest.raises(InputError, match="several packaged"):
+        methods.default_weights()
+    (folder / methods.DEFAULT_WEIGHTS_NAME).write_bytes(weights.read_bytes())
+    assert methods.default_weights() == folder / methods.DEFAULT_WEIGHTS_NAME
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("sobel", "unknown method"),
+    ("cgrinet:", "file name is missing"),
+    ("cgrinet:/no/such.safetensors", "no such file"),
+])
+def test_bad_specs(spec, match):
+    with pytest.raises(InputError, match=match):
+        get_method(spec)
+
+
+def test_bad_threshold_and_image():
+    with pytest.raises(InputError, match="--threshold"):
+        get_method("lcm", threshold=1.5)
+    with pytest.raises(InputError, match="2-D"):
+        get_method("lcm").run(np.zeros((4, 4, 3)))
+    assert list_methods() == ["cgrinet", "lcm", "ipi", "nram"]
+
+
+def test_run_method_in_order_with_workers(tmp_path, scene):
+    image, _ = scene
+    images = [np.roll(image, 7 * k, axis=1) for k in range(3)]
+    paths = []
+    for k, im in enumerate(images):
+        paths.append(write_image(tmp_path / f"{k}.png", im))
+    method = get_method("lcm")
+    serial = [method.run(im) for im in images]
+    parallel = list(run_method(method, paths, workers=2))
+    assert len(parallel) == 3
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.mask, b.mask)
+
+
+def test_run_method_errors(tmp_path, scene):
+    image, _ = scene
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    method = get_method("lcm")
+    results = list(run_method(method, [image, bad, image], skip_errors=True))
+    assert isinstance(results[1], InputError) and "bad.png" in str(results[1])
+    assert isinstance(results[2], MethodOutput)
+    with pytest.raises(InputError, match="bad.png"):
+        list(run_method(method, [bad]))
+    with pytest.raises(InputError, match="--workers"):
+        list(run_method(method, [image], workers=0))

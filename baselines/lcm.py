@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from irstd.errors import InputError
 
 from ._common import as_float_image
 
 __all__ = ["lcm"]
-
-_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
 
 def lcm(image, cell_sizes=(3, 5, 7, 9)) -> np.ndarray:
@@ -77,29 +74,50 @@ def lcm(image, cell_sizes=(3, 5, 7, 9)) -> np.ndarray:
     # 0/0 -> 0 and x/0 -> x/eps: divide by max(m_max, eps) with eps on the image's scale
     peak = float(img.max())
     eps = np.finfo(np.float64).eps * peak if peak > 0 else 1.0
+    sizes = sorted({int(l) for l in sizes})
+    hmax = sizes[-1] // 2
+    R = sizes[-1] + hmax  # farthest neighbour-cell pixel from the centre pixel
+    P = np.pad(img, R, mode="edge")  # edge replication, as imfilter 'replicate' / imdilate
+    Hp, Wp = P.shape
+    # Row-wise sums and maxima over 2k+1 columns for k = 0..hmax, grown incrementally and kept
+    # on the columns hmax..Wp-hmax-1 of P.
+    cols = slice(hmax, Wp - hmax)
+    hsum = P[:, cols].copy()
+    hmx = hsum.copy()
+    k_done = 0
     for l in sizes:
-        l = int(l)
         half = l // 2
-        # central maximum over the l x l cell, edge replication
-        cmax = ndimage.maximum_filter(img, size=l, mode="nearest")
-        # box means centred at every pixel of the padded image: pad by l + half so the means
-        # centred at (y + dy*l, x + dx*l) exist for every pixel of the image
-        pad = l + half
-        padded = np.pad(img, pad, mode="edge")
-        # box sum via summed-area table (exact windows of the edge-padded image)
-        sat = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1))
-        np.cumsum(np.cumsum(padded, axis=0), axis=1, out=sat[1:, 1:])
-        # mean of the l x l window whose top-left corner is at (r, c) of `padded`
-        box = (sat[l:, l:] - sat[:-l, l:] - sat[l:, :-l] + sat[:-l, :-l]) / (l * l)
-        # window centred at padded (pad + y + dy*l, pad + x + dx*l) has top-left at
-        # (pad + y + dy*l - half) = (l + y + dy*l)
-        mmax = None
-        for dy, dx in _OFFSETS:
-            r0 = l + dy * l
-            c0 = l + dx * l
-            m = box[r0:r0 + h, c0:c0 + w]
-            mmax = m.copy() if mmax is None else np.maximum(mmax, m, out=mmax)
-        num = cmax * cmax
-        c = np.divide(num, np.maximum(mmax, eps), out=np.zeros_like(num), where=num > 0)
+        for k in range(k_done + 1, half + 1):
+            left = P[:, hmax - k:Wp - hmax - k]
+            right = P[:, hmax + k:Wp - hmax + k]
+            hsum += left
+            hsum += right
+            np.maximum(hmx, left, out=hmx)
+            np.maximum(hmx, right, out=hmx)
+        k_done = half
+        # column sums over 2*half+1 rows: box sums centred at padded rows hmax..Hp-hmax-1
+        rows_n = Hp - 2 * hmax
+        box = hsum[hmax - half:hmax - half + rows_n].copy()
+        for k in range(1, l):
+            box += hsum[hmax - half + k:hmax - half + k + rows_n]
+        box /= l * l
+        # box[i, j] is the mean of the l×l cell centred at padded (i + hmax, j + hmax); the
+        # neighbour cell (dy, dx) of image pixel (y, x) is centred at (R + y + dy*l, ...).
+        o = R - hmax
+        top = box[o - l:o - l + h]
+        mid = box[o:o + h]
+        bot = box[o + l:o + l + h]
+        mmax = np.maximum(top[:, o - l:o - l + w], top[:, o:o + w])
+        for m in (top[:, o + l:o + l + w], mid[:, o - l:o - l + w], mid[:, o + l:o + l + w],
+                  bot[:, o - l:o - l + w], bot[:, o:o + w], bot[:, o + l:o + l + w]):
+            np.maximum(mmax, m, out=mmax)
+        # central maximum over the l×l cell
+        cm = hmx[R - half:R - half + h, R - hmax:R - hmax + w].copy()
+        for k in range(1, l):
+            np.maximum(cm, hmx[R - half + k:R - half + k + h, R - hmax:R - hmax + w], out=cm)
+        num = np.multiply(cm, cm, out=cm)
+        np.maximum(mmax, eps, out=mmax)
+        c = np.divide(num, mmax, out=mmax, where=num > 0)
+        c[num <= 0] = 0.0
         np.maximum(out, c, out=out)
     return out

@@ -114,7 +114,7 @@ class _Renderer:
 
 def detect(
     inputs: list[str] = typer.Argument(
-        ..., metavar="INPUT...",
+        ..., metavar="INPUT",
         help="Image files, folders, glob patterns (quoted is fine), multi-page TIFFs, or - for paths on stdin.",
     ),
     method: str = typer.Option(

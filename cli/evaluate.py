@@ -147,6 +147,8 @@ def evaluate(
             skip_errors=skip_errors,
             progress=lambda done, total, _id: bar.update(task, completed=done),
         )
+    if meth is not None:
+        source.close()
 
     for image_id, reason in result.skipped[:_MAX_SKIPPED_SHOWN]:
         console.print(f"[yellow]skipped[/yellow] {escape(image_id)}: {escape(reason)}", highlight=False)

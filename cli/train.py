@@ -43,9 +43,9 @@ class _Renderer:
     def __call__(self, event) -> None:
         kind = event.kind
         if kind == "start":
-            console.print(f"[bold]irstd train[/] → {event.run_dir}: {event.message}")
+            console.print(f"[bold]irstd train[/] → {event.run_dir}: {event.message}", soft_wrap=True)
         elif kind == "warning":
-            console.print(f"irstd: warning: {event.message}")
+            console.print(f"irstd: warning: {event.message}", soft_wrap=True)
         elif kind == "step":
             fields = dict(
                 epoch=f"{event.epoch}/{event.epochs}",
@@ -62,19 +62,19 @@ class _Renderer:
             metrics = event.metrics or {}
             val = "  ".join(
                 f"{name} {metrics[key] * scale:.2f}{unit}"
-                for key, name, scale, unit in (("miou", "mIoU", 100, "%"), ("niou", "nIoU", 100, "%"), ("pd", "Pd", 100, "%"), ("fa", "Fa", 1e6, "e-6"))
+                for key, name, scale, unit in (("miou", "mIoU", 100, "%"), ("niou", "nIoU", 100, "%"), ("pd", "Pd", 100, "%"), ("fa", "Fa", 1e6, "×1e-6"))
                 if key in metrics
             )
-            self.progress.console.print(f"epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  lr {event.lr:.2e}  {val}")
+            self.progress.console.print(f"epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  lr {event.lr:.2e}  {val}", soft_wrap=True)
             if self.task is not None:
                 self.progress.update(self.task, completed=0)
         elif kind in ("interrupted", "done"):
             self.stop()
             if kind == "interrupted":
                 self.interrupted = event.message
-                console.print(f"irstd: {event.message}")
+                console.print(f"irstd: {event.message}", soft_wrap=True)
             else:
-                console.print(f"done: {event.run_dir} ({event.message})")
+                console.print(f"done: {event.run_dir} ({event.message})", soft_wrap=True)
 
     def stop(self) -> None:
         if self.task is not None:

@@ -148,17 +148,26 @@ class MethodScores:
         self.runs = 0
         self.ids = list(ids)
         items = []
+        self._paths: dict[str, Path] = {}
         for image_id in self.ids:
             try:
-                items.append(dataset.image_path(image_id))
+                self._paths[image_id] = dataset.image_path(image_id)
+                items.append(self._paths[image_id])
             except InputError as exc:
                 items.append(exc)
-        self._results = zip(self.ids, run_method(method, items, workers=workers, skip_errors=True))
+        self._runs = run_method(method, items, workers=workers, skip_errors=True)
+        self._results = zip(self.ids, self._runs)
+
+    def close(self) -> None:
+        """Stop the worker processes (done by itself once the last id has been asked for)."""
+        self._runs.close()
 
     def __call__(self, image_id: str):
         for got, result in self._results:
             if got != image_id:
                 continue  # evaluate() skipped this id before asking for its map
+            if got == self.ids[-1]:
+                self.close()
             if isinstance(result, InputError):
                 raise result
             self.runs += 1
@@ -170,8 +179,9 @@ class MethodScores:
         raise InputError(f"id {image_id!r}: asked for out of order (method scores run in split order)")
 
     def describe(self, image_id: str) -> str:
-        """How error messages name the id (the method's output has no file)."""
-        return f"{self.method.name} on id {image_id!r}"
+        """How error messages name the id: its image file (the method's map has no file)."""
+        path = self._paths.get(image_id)
+        return f"{path if path is not None else f'id {image_id!r}'} ({self.method.name})"
 
     def timing(self) -> dict[str, Any]:
         """Method wall time: total and per image (seconds, file reading excluded)."""

@@ -49,7 +49,12 @@ from safetensors import safe_open
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
+from irstd.data import open_dataset
 from irstd.errors import InputError
+from irstd.io import atomic_write, to_float
+from irstd.losses import create_loss
+from irstd.metrics import Evaluator
+from irstd.models import create_model, list_models, predict, save_weights
 
 __all__ = [
     "TrainConfig",
@@ -430,8 +435,6 @@ class CropDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, key):
-        from irstd.io import to_float
-
         index, epoch, position = key
         rng = _rng(self.seed, 0xC409, epoch, position)
         image = to_float(self.images[index], self.bit_depth)
@@ -493,8 +496,6 @@ def _namespaces(roots: Sequence[str]) -> list[str]:
 
 def _select_ids(config: TrainConfig):
     """Open the datasets and choose the (namespaced) training and validation ids."""
-    from irstd.data import open_dataset
-
     datasets = []
     for root in config.datasets:
         if not Path(root).is_dir():
@@ -506,7 +507,7 @@ def _select_ids(config: TrainConfig):
     for name, ds in zip(names, datasets):
         ids = list(ds.ids(config.split))
         if not ids:
-            raise InputError(f"{ds_root(ds, name)}: split {config.split!r} is empty")
+            raise InputError(f"{ds.root}: split {config.split!r} is empty")
         train_ids += [f"{name}/{i}" for i in ids]
         if config.val_split is not None:
             val_ids += [f"{name}/{i}" for i in ds.ids(config.val_split)]
@@ -538,10 +539,6 @@ def _select_ids(config: TrainConfig):
 def _is_test_split(name: str) -> bool:
     """``test``, ``x/test``, ``test_NUAA-SIRST``... (not ``trainvaltest``, which holds everything)."""
     return name.rpartition("/")[2].lower().startswith("test")
-
-
-def ds_root(ds, default: str) -> str:
-    return str(getattr(ds, "root", default))
 
 
 def _read(datasets: dict, ids: Sequence[str], skipped: list[str] | None = None) -> _Source:
@@ -612,8 +609,6 @@ def unflatten_state(structure: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` through ``irstd.io.atomic_write`` (temp file + ``os.replace``), fsync'ed."""
-    from irstd.io import atomic_write
-
     with atomic_write(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -873,10 +868,6 @@ def _input_channels(model) -> int:
 
 def _validate(model, source: _Source, device: torch.device, bit_depth, in_chans: int) -> dict[str, float]:
     """Full-resolution validation: ``irstd.models.predict`` per image, the shared metrics engine."""
-    from irstd.io import to_float
-    from irstd.metrics import Evaluator
-    from irstd.models import predict
-
     evaluator = Evaluator(threshold=0.5, sweep=None, keep_per_image=False)
     was_training = model.training
     model.eval()
@@ -892,8 +883,6 @@ def _validate(model, source: _Source, device: torch.device, bit_depth, in_chans:
 
 
 def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids, names, command, kind, metrics, d) -> dict[str, str]:
-    from irstd.io import to_float  # noqa: F401 - the rule below names it
-
     bits = config.bit_depth or 16
     data = [
         {"root": str(Path(root).resolve()), "name": name, "split": config.split}
@@ -971,10 +960,6 @@ def train(
 
 
 def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResult:
-    from irstd.losses import create_loss
-    from irstd.io import to_float
-    from irstd.models import create_model, save_weights
-
     device = _choose_device(config, d)
     warn = lambda msg: emit(TrainEvent("warning", message=msg))  # noqa: E731
     use_amp = config.amp and device.type == "cuda"
@@ -982,8 +967,6 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         warn("--amp needs CUDA; training in float32 on CPU")
 
     # Validate the inputs before creating anything on disk.
-    from irstd.models import list_models
-
     if config.model not in list_models():
         raise InputError(f"--model {config.model}: unknown model (known: {', '.join(sorted(list_models()))})")
     _seed_everything(config.seed)
@@ -1248,9 +1231,10 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             signal.signal(signum, handler)
 
     if not interrupted:
-        log(f"done: {epochs_done} epochs, best val miou {best_miou} (epoch {best_epoch})")
+        best = "no validation" if best_miou is None else f"best validation mIoU {best_miou:.4f} at epoch {best_epoch}"
+        log(f"done: {epochs_done} epochs, {best}")
         emit(TrainEvent("done", epoch=epochs_done, epochs=config.epochs, run_dir=str(run_dir),
-                        metrics=last_metrics or None, message=f"best val miou {best_miou} (epoch {best_epoch})"))
+                        metrics=last_metrics or None, message=f"{epochs_done} epochs, {best}"))
     return TrainResult(run_dir, epochs_done, interrupted, best_miou, best_epoch, last_metrics, train_ids, val_ids, skipped or [])
 
 

@@ -289,6 +289,14 @@ def test_skip_errors_leaves_out_broken_pairs(tmp_path):
     assert f"broken/{first}" not in result.train_ids + result.val_ids
 
 
+def test_ablation_switches_reach_the_saved_model(dataset, tmp_path):
+    from irstd.models import load_model
+
+    result = train(config(dataset, tmp_path / "run", epochs=1, ablation=["use_mab=false", "use_cgm=[true, false, true]"]))
+    args = load_model(result.run_dir / "best.safetensors").model_args
+    assert args["use_mab"] is False and args["use_cgm"] == [True, False, True]
+
+
 def test_union_of_two_datasets_namespaces_ids(dataset, tmp_path):
     other = write_tiny_dataset(tmp_path / "other", count=6, seed=5)
     result = train(config(dataset, tmp_path / "run", epochs=1, datasets=[str(dataset), str(other)]))
@@ -331,6 +339,8 @@ def test_cli_end_to_end(tmp_path):
         (["--model", "no_such_model"], "unknown model"),
         (["--model", "cgrinet_test", "--val-split", "test"], "test split"),
         (["--model", "cgrinet_test", "--crop", "40"], "--crop"),
+        (["--model", "cgrinet_test", "--ablation", "no_such_switch=1"], "--ablation"),
+        (["--model", "cgrinet_test", "--batch-size", "1"], "--batch-size"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(dataset, tmp_path, extra, message):

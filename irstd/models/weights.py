@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from torch import nn
 
 from irstd import __version__
 from irstd.errors import InputError
+from irstd.io import atomic_write
 
 __all__ = ["save_weights", "load_model", "read_weights_metadata", "load_backbone_weights", "FORMAT"]
 
@@ -38,18 +38,11 @@ _RESERVED = ("format", "model", "model_args", "irstd_version")
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    # TODO: switch to irstd.io.atomic_write once it has landed on main.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _check_file(path: Path) -> None:

@@ -15,7 +15,7 @@ method's dtype on reading — so a cached evaluation is bit-identical to a fresh
 of the image file). The json is written last, atomically: an id counts as cached only when its
 json exists, so a run killed mid-way resumes where it stopped. ``<key>`` is a hash of
 :func:`method_key` (method name, score and mask rules, threshold, bit depth, SHA-256 of the
-weights file, irstd version, cache format): a changed method gets a new folder and is recomputed;
+weights file, irstd version, SHA-256 of the method's source files, cache format): a changed method gets a new folder and is recomputed;
 a changed image (other bytes under the same id) is recomputed too.
 """
 
@@ -165,11 +165,44 @@ def _weights_file(spec: str, method) -> Path | None:
     return None
 
 
+def _code_files(method) -> list[Path]:
+    """The source files a method's outputs depend on: ``irstd/methods.py`` and, for a classical
+    method, its module in ``irstd.baselines`` with the shared helpers (``_common``,
+    ``_linalg``, ``_patches``, ``segment``); for a network, the ``irstd.models`` package."""
+    import sys
+
+    import irstd.methods
+
+    files = [Path(irstd.methods.__file__)]
+    if method.kind == "classical":
+        import irstd.baselines
+        from irstd.baselines import METHODS
+
+        base = Path(irstd.baselines.__file__).parent
+        own = Path(sys.modules[METHODS[method.name].fn.__module__].__file__)
+        files += [own, base / "segment.py", *sorted(base.glob("_*.py"))]
+    else:
+        import irstd.models
+
+        files += sorted(Path(irstd.models.__file__).parent.glob("*.py"))
+    # Not: __init__ (registry), _reference.py (slow check implementations for tests).
+    return list(dict.fromkeys(f for f in files if f.name not in ("__init__.py", "_reference.py")))
+
+
+def _code_hash(files: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | None) -> dict[str, Any]:
     """What a cached output depends on; its hash names the method's cache folder.
 
     The weights enter through their SHA-256, not their path: a moved file keeps its cache, a
-    retrained one (same path, other bytes) is recomputed.
+    retrained one (same path, other bytes) is recomputed. The method's source code enters
+    through a SHA-256 of its files (:func:`_code_files`), so an edited implementation is
+    recomputed even when the irstd version stays the same (editable installs).
     """
     weights = _weights_file(spec, method)
     return {
@@ -181,6 +214,7 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
         "threshold": threshold,
         "bit_depth": bit_depth,
         "irstd_version": __version__,
+        "code_sha256": _code_hash(_code_files(method)),
         "cache_format": CACHE_FORMAT,
     }
 

@@ -279,3 +279,14 @@ def test_mask_of_another_size_is_caught_before_any_work(data, tmp_path):
             "--dataset", bad, "--split", "test", "--methods", "lcm", "--out", tmp_path / "o", "--skip-errors"
         )
     assert result.exit_code == 3 and spy.calls == ["lcm"] * 3
+
+
+def test_cache_key_follows_the_code(monkeypatch, tmp_path):
+    import irstd.compare as compare_module
+
+    method = get_method("lcm")
+    key = method_key("lcm", method, threshold=None, bit_depth=None)
+    edited = tmp_path / "lcm.py"
+    edited.write_text("# edited\n")
+    monkeypatch.setattr(compare_module, "_code_files", lambda m: [edited])
+    assert method_key("lcm", method, threshold=None, bit_depth=None)["code_sha256"] != key["code_sha256"]

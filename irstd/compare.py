@@ -574,7 +574,7 @@ def compare(
         raise InputError(f"{split_file or split}: the split lists no ids")
     out = prepare_out(out, overwrite=overwrite)
     infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth)
-    report = (lambda *a: progress(*a)) if progress is not None else (lambda *a: None)
+    report = progress if progress is not None else (lambda *a: None)
 
     # Before any work: which image bytes each id stands for (part of each cached record), and a
     # readable mask of the image's size (from the image header; pixels are decoded later).

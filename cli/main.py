@@ -43,13 +43,10 @@ def _root(
 app.command("train")(_train.train)
 app.command("detect")(detect)
 app.command("evaluate")(evaluate)
+app.command("compare")(compare)
 app.add_typer(data_app, name="data")
 app.command("synth")(synth)
 app.command("models")(models_cli.models_command)
-app.command("evaluate")(evaluate)
-app.command("detect")(detect)
-app.command("train")(_train.train)
-app.command("compare")(compare)
 
 
 def main() -> None:

@@ -700,6 +700,16 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pa
             tmp.unlink()
 
 
+def write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True) -> Path:
+    """Write ``data`` atomically and fsync it before the rename; returns the path."""
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
 def write_text(path: str | os.PathLike, text: str, overwrite: bool = True) -> Path:
     """Write ``text`` (UTF-8) atomically; returns the path."""
     with atomic_write(path, overwrite=overwrite) as tmp:

@@ -51,7 +51,7 @@ from safetensors.torch import save as _st_save
 
 from irstd.data import open_dataset
 from irstd.errors import InputError
-from irstd.io import atomic_write, to_float
+from irstd.io import to_float, write_bytes, write_text
 from irstd.losses import create_loss
 from irstd.metrics import Evaluator
 from irstd.models import create_model, list_models, predict, save_weights
@@ -607,24 +607,11 @@ def unflatten_state(structure: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return structure
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` through ``irstd.io.atomic_write`` (temp file + ``os.replace``), fsync'ed."""
-    with atomic_write(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    _write_bytes_atomic(path, text.encode("utf-8"))
-
-
 def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write a resume state as one safetensors file (structure JSON in its metadata), atomically."""
     structure, tensors = flatten_state(state, "s")
     meta = {_STATE_KEY: json.dumps(structure), "format": "irstd-train-state", "version": str(_STATE_VERSION)}
-    _write_bytes_atomic(path, _st_save(tensors, metadata=meta))
+    write_bytes(path, _st_save(tensors, metadata=meta))
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -738,7 +725,7 @@ def _truncate_metrics(path: Path, epochs_done: int) -> None:
     writer = csv.DictWriter(buf, fieldnames=_METRIC_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
-    _write_text_atomic(path, buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def _append_metrics(path: Path, row: dict[str, Any]) -> None:
@@ -1027,13 +1014,13 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     mean, std = compute_mean_std([to_float(img, config.bit_depth) for img in train_src.images])
 
     if d.main:
-        _write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(run_fields=False), sort_keys=False))
+        write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(run_fields=False), sort_keys=False))
         ids_doc = {
             "train": {"count": len(train_ids), "sha256": ids_hash(train_ids), "ids": train_ids},
             "val": {"count": len(val_ids), "sha256": ids_hash(val_ids), "ids": val_ids},
             "skipped": skipped or [],
         }
-        _write_text_atomic(run_dir / "ids.json", json.dumps(ids_doc, indent=1))
+        write_text(run_dir / "ids.json", json.dumps(ids_doc, indent=1))
 
     # Model normalisation, optimiser.
     with torch.no_grad():
@@ -1125,7 +1112,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         state = state_dict_now(epochs_done_, step_, metrics_)
         save_state(run_dir / STATE_FILE, state)
         readable = {k: v for k, v in state.items() if k not in ("model", "optimizer", "rng", "scaler")}
-        _write_text_atomic(run_dir / "state.json", json.dumps(readable, indent=1))
+        write_text(run_dir / "state.json", json.dumps(readable, indent=1))
 
     def weights(kind: str, epoch: int, metrics_) -> None:
         meta = _weights_metadata(

@@ -29,20 +29,12 @@ from torch import nn
 
 from irstd import __version__
 from irstd.errors import InputError
-from irstd.io import atomic_write
+from irstd.io import write_bytes
 
 __all__ = ["save_weights", "load_model", "read_weights_metadata", "load_backbone_weights", "FORMAT"]
 
 FORMAT = "irstd-model"
 _RESERVED = ("format", "model", "model_args", "irstd_version")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_write(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 def _check_file(path: Path) -> None:
@@ -87,7 +79,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
         irstd_version=__version__,
     )
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_write_bytes(path, _safetensors_bytes(tensors, metadata=meta))
+    write_bytes(path, _safetensors_bytes(tensors, metadata=meta))
     return path
 
 

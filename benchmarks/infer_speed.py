@@ -1,0 +1,109 @@
+"""CgriNet inference speed on the CPU: ms per 256x256 frame, eager vs faster paths, one run.
+
+Paths, all on the same randomly initialised weights (speed does not depend on them):
+  eager          model.eval() under torch.no_grad()
+  inference      model.eval() under torch.inference_mode()   (what irstd.models.predict uses)
+  channels_last  inference + channels_last memory format
+  compiled       torch.compile(model) under inference_mode   (--compile; slow to warm up)
+
+Every path is checked against eager (max |difference| of the logits is printed), and the ratio to
+eager is measured in the same run, so the figures hold on a noisy machine.
+
+    python benchmarks/infer_speed.py [--variants cgrinet_small cgrinet] [--size 256] [--repeats 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+from irstd.models import create_model, list_models
+
+
+def _time(fn, x, repeats: int) -> tuple[float, torch.Tensor]:
+    out = fn(x)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn(x)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3, out
+
+
+def measure(name: str, size: int, repeats: int, compile_: bool) -> dict:
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    x = torch.rand(1, 1, size, size)
+
+    def eager(t):
+        with torch.no_grad():
+            return model(t)
+
+    def inference(t):
+        with torch.inference_mode():
+            return model(t)
+
+    row = {"variant": name}
+    base_ms, ref = _time(eager, x, repeats)
+    row["eager_ms"] = base_ms
+    paths = {"inference": (inference, x)}
+    cl_model = create_model(name).eval()
+    cl_model.load_state_dict(model.state_dict())
+    cl_model = cl_model.to(memory_format=torch.channels_last)
+
+    def channels_last(t):
+        with torch.inference_mode():
+            return cl_model(t)
+
+    paths["channels_last"] = (channels_last, x.contiguous(memory_format=torch.channels_last))
+    if compile_:
+        compiled = torch.compile(model)
+
+        def compiled_fn(t):
+            with torch.inference_mode():
+                return compiled(t)
+
+        paths["compiled"] = (compiled_fn, x)
+    for key, (fn, inp) in paths.items():
+        ms, out = _time(fn, inp, repeats)
+        row[f"{key}_ms"] = ms
+        row[f"{key}_ratio"] = base_ms / ms
+        row[f"{key}_maxdiff"] = float((out.float() - ref.float()).abs().max())
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="*", default=list_models())
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = [measure(v, args.size, args.repeats, args.compile) for v in args.variants]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+        return 0
+    paths = [k[:-3] for k in rows[0] if k.endswith("_ms") and k != "eager_ms"]
+    print(f"# {args.threads} threads, 1x1x{args.size}x{args.size}, median of {args.repeats}; "
+          "ratio = eager / path (higher is faster); maxdiff = max |logit - eager logit|")
+    header = f"{'variant':<15} {'eager ms':>9}" + "".join(f" {p + ' ms':>18} {'ratio':>6} {'maxdiff':>8}" for p in paths)
+    print(header)
+    for r in rows:
+        line = f"{r['variant']:<15} {r['eager_ms']:>9.1f}"
+        for p in paths:
+            line += f" {r[p + '_ms']:>18.1f} {r[p + '_ratio']:>6.2f} {r[p + '_maxdiff']:>8.1e}"
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -38,32 +38,44 @@ def _lam(lam, shape, d_shape, lambda_rule):
     raise InputError(f"lambda_rule: expected 'image' or 'patch-matrix', got {lambda_rule!r}")
 
 
+def _block_rows(q: int) -> int:
+    """Rows of a ``(p, q)`` work array per block so one block of each array stays in cache."""
+    return max(1, (1 << 17) // max(q, 1))
+
+
 def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
              rank_ratio: float | None = 0.3, stable_iters: int = 10,
              card_change: int = 20) -> APGResult:
     """Relaxed RPCA by accelerated proximal gradient with continuation (authors' ``APG_IR``).
 
     Fast form: the SVT uses only the eigenpairs of the Gram matrix of ``G_A`` above
-    ``(μ_k/τ)²`` (the kept singular triplets), buffers are reused. The iterates, the rank
-    count and hence every stop rule are those of the LAPACK-SVD formulation.
+    ``(μ_k/τ)²`` (the kept singular triplets); the elementwise updates of one iteration and the
+    extrapolation for the next run fused over blocks of rows that stay in cache, with no
+    allocation inside the loop. The iterates, the rank count and hence every stop rule are those
+    of the LAPACK-SVD formulation.
     """
     m, n = D.shape
+    # RPCA commutes with transposition: work on W (p × q, p <= q, C order) so the Gram matrix
+    # is W Wᵀ on the short side and row blocks are contiguous.
+    transposed = n < m
+    W = np.ascontiguousarray(D.T if transposed else D)
+    p, q = W.shape
     tau = 2.0  # Lipschitz constant of the RPCA problem; the algebra below uses tau == 2
-    s = _linalg.top_singular(D, 4)
+    s = _linalg.top_singular(W, 4)
     mu = float(s[1])
     mu_bar = 0.005 * float(s[3])
     # With tau = 2: G_A = (Z + D)/2 and G_E = D - G_A, where Z = Y_A - Y_E
     # = (1+c) Δ_k - c Δ_{k-1} and Δ = A - E, so only Δ_k and Δ_{k-1} are carried; and
-    # [S_A S_E] = [(a - e), (e - a)] with a - e = Z - Δ_{k+1}. Seven work arrays, no m×n
-    # allocation inside the loop.
-    dk = np.zeros_like(D)      # Δ_k
-    dk1 = np.zeros_like(D)     # Δ_{k-1}
-    Z = np.empty_like(D)
-    GA = np.empty_like(D)
-    A = np.zeros_like(D)       # A_{k+1} (output of the SVT)
-    E = np.zeros_like(D)       # E_{k+1}
-    scratch = np.empty_like(D)
-    t, t_prev = 1.0, 1.0
+    # [S_A S_E] = [(a - e), (e - a)] with a - e = Z - Δ_{k+1}.
+    dk = np.zeros_like(W)      # Δ_k
+    dk1 = np.zeros_like(W)     # Δ_{k-1}, then Δ_{k+1}
+    Z = np.zeros_like(W)       # Z_k (Δ_0 = 0 so Z_0 = 0)
+    GA = W * 0.5               # G_A = (Z + D)/2
+    E = np.zeros_like(W)       # E_{k+1}
+    rows = _block_rows(q)
+    blk = np.empty((rows, q))  # A block, then scratch
+    blk2 = np.empty((rows, q))
+    t = 1.0
     counter = 0
     pre_rank = 0
     pre_card = 0
@@ -71,45 +83,56 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
     rank = 0
     stop = "max_iter"
     trunc = None if rank_ratio is None else rank_ratio * min(m, n)
+    u = h = None
     while True:
-        c = (t_prev - 1.0) / t
-        # Z = Δ_k + c (Δ_k - Δ_{k-1})
-        if c == 0.0:
-            np.copyto(Z, dk)
-        else:
-            np.subtract(dk, dk1, out=Z)
-            Z *= c
-            Z += dk
-        np.add(Z, D, out=GA)
-        GA *= 0.5
         thr = mu / tau
-        mtx, right = _linalg.gram(GA)
+        mtx = GA @ GA.T
         w, v = _linalg.eig_above(mtx, thr * thr, expected=pre_rank + 1)
         del mtx
         sing = np.sqrt(np.maximum(w, 0.0))
         keep = sing > thr
         rank = int(np.count_nonzero(keep))
         s_new = sing[keep] - thr
-        _linalg.low_rank(GA, right, v[:, keep], sing[keep], s_new, out=A)
-        # G_E = D - G_A; soft threshold: G - clip(G, -t, t) == sign(G) max(|G| - t, 0) exactly
+        # A = U diag(s_new / s) Uᵀ G_A with U the kept Gram eigenvectors; formed block by block
+        u = np.ascontiguousarray(v[:, keep])
+        h = u.T @ GA
+        h *= (s_new / sing[keep])[:, None]
         et = lam * mu / tau
-        GE = np.subtract(D, GA, out=E)
-        np.clip(GE, -et, et, out=scratch)
-        GE -= scratch
-        card = int(np.count_nonzero(E))
         t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-        # Δ_{k+1} = A - E goes into Δ_{k-1}'s buffer; a - e = Z - Δ_{k+1}
-        dnew = np.subtract(A, E, out=dk1)
-        np.subtract(Z, dnew, out=scratch)
-        ss = 2.0 * float(np.vdot(scratch, scratch))
-        xx = float(np.dot(s_new, s_new)) + float(np.vdot(E, E))  # ||A||_F^2 = sum (s - t)^2
+        c_next = (t - 1.0) / t_next
+        ss = 0.0
+        ee = 0.0
+        card = 0
+        for r0 in range(0, p, rows):
+            r1 = min(r0 + rows, p)
+            b = r1 - r0
+            a_b = np.matmul(u[r0:r1], h, out=blk[:b])
+            # G_E = D - G_A; soft threshold: G - clip(G, -t, t) == sign(G) max(|G| - t, 0)
+            e_b = np.subtract(W[r0:r1], GA[r0:r1], out=E[r0:r1])
+            sc = np.clip(e_b, -et, et, out=blk2[:b])
+            e_b -= sc
+            card += int(np.count_nonzero(e_b))
+            ee += float(np.vdot(e_b, e_b))
+            # Δ_{k+1} = A - E into Δ_{k-1}'s rows; a - e = Z - Δ_{k+1}
+            d_b = np.subtract(a_b, e_b, out=dk1[r0:r1])
+            z_b = Z[r0:r1]
+            sc = np.subtract(z_b, d_b, out=blk2[:b])
+            ss += float(np.vdot(sc, sc))
+            # Next iteration: Z = Δ_{k+1} + c (Δ_{k+1} - Δ_k), G_A = (Z + D)/2
+            np.subtract(d_b, dk[r0:r1], out=z_b)
+            z_b *= c_next
+            z_b += d_b
+            g_b = np.add(z_b, W[r0:r1], out=GA[r0:r1])
+            g_b *= 0.5
+        ss *= 2.0
+        xx = float(np.dot(s_new, s_new)) + ee  # ||A||_F^2 = sum (s - t)^2
         crit = math.sqrt(ss) / (tau * max(1.0, math.sqrt(xx)))
         converged = crit <= tol
         if converged:
             stop = "tol"
         mu = max(0.9 * mu, mu_bar)
-        t_prev, t = t, t_next
-        dk, dk1 = dnew, dk
+        t = t_next
+        dk, dk1 = dk1, dk
         it += 1
         if pre_rank == rank:
             counter += 1
@@ -128,6 +151,9 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
             stop = "max_iter"
         if converged:
             break
+    A = u @ h  # the last SVT output (h was formed from the last G_A)
+    if transposed:
+        return APGResult(A=A.T, E=E.T, iterations=it, rank=rank, stop=stop)
     return APGResult(A=A, E=E, iterations=it, rank=rank, stop=stop)
 
 

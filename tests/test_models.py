@@ -70,6 +70,25 @@ def test_shapes_train_and_eval(in_chans, size):
         assert torch.equal(final, model.forward_all(x)[-1])
 
 
+def test_extra_fine_stage_adds_stride4_output(tmp_path):
+    torch.manual_seed(0)
+    plain = create_model("cgrinet_test")
+    fine = create_model("cgrinet_test", extra_fine_stage=True)
+    assert "extra_fine_stage" not in plain.model_args and fine.model_args["extra_fine_stage"] is True
+    x = torch.rand(2, 1, 64, 96)
+    outs = fine(x)
+    assert len(outs) == 5 and all(o.shape == (2, 1, 64, 96) for o in outs)
+    assert fine.fine_reduce[0].in_channels == fine.encoder.feature_info.channels()[0]
+    path = tmp_path / "fine.safetensors"
+    save_weights(fine, path)
+    back = load_model(path)
+    fine.eval()
+    back.eval()
+    with torch.inference_mode():
+        assert torch.equal(back(x), fine(x))
+        assert torch.equal(fine(x), fine.forward_all(x)[-1])
+
+
 def test_overrides_merge_encoder_args():
     model = create_model("cgrinet_test", encoder_args=dict(stem_width=16), channels=16)
     assert model.model_args["encoder_args"] == {**TEST_ENCODER, "stem_width": 16}

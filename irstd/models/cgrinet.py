@@ -302,6 +302,10 @@ class CgriNet(nn.Module):
         CGM branch width; ``channels // 2`` by default, 1 for the literal paper reading.
     cgm_dilation, cgm_reduction : int
         CGM surrounding-context dilation (3) and global-context squeeze ratio (8).
+    extra_fine_stage : bool
+        Add a fourth level on Res1 (stride 4): reduction, CGM and axial RAM refining ``S_2`` into
+        ``S_1``, which becomes the final map (output stride 4 instead of 8). Not in the paper;
+        off by default (spec 2.7, 2.10).
     pretrained_backbone : str or path, optional
         Local file with ImageNet weights for the encoder (timm ``res2net50d`` key names,
         safetensors or ``.pth``); nothing is downloaded. Not recorded in :attr:`model_args`.
@@ -309,8 +313,8 @@ class CgriNet(nn.Module):
     Notes
     -----
     ``forward`` takes ``(B, in_chans, H, W)`` in [0, 1] with ``H, W`` multiples of 32 and returns
-    logits: in training mode the list ``[S_g, S_4, S_3, S_2]`` (coarse to final) of
-    ``(B, 1, H, W)`` maps, in eval mode the final map ``S_2`` only. :meth:`forward_all` always
+    logits: in training mode the list ``[S_g, S_4, S_3, S_2]`` (coarse to final; ``S_1`` appended
+    with ``extra_fine_stage``) of ``(B, 1, H, W)`` maps, in eval mode the final map only. :meth:`forward_all` always
     returns the list.
     """
 
@@ -328,6 +332,7 @@ class CgriNet(nn.Module):
         cgm_mid_channels: int | None = None,
         cgm_dilation: int = 3,
         cgm_reduction: int = 8,
+        extra_fine_stage: bool = False,
         pretrained_backbone: str | None = None,
     ):
         super().__init__()
@@ -359,16 +364,20 @@ class CgriNet(nn.Module):
             cgm_dilation=int(cgm_dilation),
             cgm_reduction=int(cgm_reduction),
         )
+        if extra_fine_stage:
+            # Recorded only when on, so weights saved before the option existed keep their metadata.
+            self.model_args["extra_fine_stage"] = True
         #: Registry name when built by :func:`create_model` (``None`` otherwise).
         self.model_name: str | None = None
 
         self.register_buffer("input_mean", torch.tensor(mean, dtype=torch.float32).view(1, in_chans, 1, 1))
         self.register_buffer("input_std", torch.tensor(std, dtype=torch.float32).view(1, in_chans, 1, 1))
 
+        levels = (1, 2, 3, 4) if extra_fine_stage else (2, 3, 4)
         timm_args = {k: tuple(v) if isinstance(v, list) else v for k, v in encoder_args.items()}
         try:
             self.encoder = timm.create_model(
-                encoder, pretrained=False, features_only=True, out_indices=(2, 3, 4), in_chans=in_chans, **timm_args
+                encoder, pretrained=False, features_only=True, out_indices=levels, in_chans=in_chans, **timm_args
             )
         except (RuntimeError, TypeError, ValueError) as exc:
             raise InputError(f"encoder: cannot build {encoder!r} with {encoder_args}: {exc}") from None
@@ -378,7 +387,7 @@ class CgriNet(nn.Module):
 
             load_backbone_weights(self.encoder, pretrained_backbone)
 
-        self.reduce = nn.ModuleList([ChannelReduction(w, channels) for w in widths])
+        self.reduce = nn.ModuleList([ChannelReduction(w, channels) for w in widths[-3:]])
         self.cgm = nn.ModuleList(
             [
                 ContextGuidedModule(channels, cgm_mid_channels, cgm_dilation, cgm_reduction) if on else nn.Identity()
@@ -387,6 +396,10 @@ class CgriNet(nn.Module):
         )
         self.mab = MultiscaleAggregation(channels) if use_mab else SumAggregation(channels)
         self.ram = nn.ModuleList([ReverseAttentionModule(channels, on) for on in use_axial])
+        if extra_fine_stage:
+            self.fine_reduce = ChannelReduction(widths[0], channels)
+            self.fine_cgm = ContextGuidedModule(channels, cgm_mid_channels, cgm_dilation, cgm_reduction)
+            self.fine_ram = ReverseAttentionModule(channels, True)
 
     @property
     def num_features(self) -> int:
@@ -394,15 +407,17 @@ class CgriNet(nn.Module):
         return self.encoder.feature_info.channels()[-1]
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """All four side outputs ``[S_g, S_4, S_3, S_2]`` as logits at the input size."""
+        """All side outputs ``[S_g, S_4, S_3, S_2(, S_1)]`` as logits at the input size."""
         size = x.shape[-2:]
-        f2, f3, f4 = self.encoder((x - self.input_mean) / self.input_std)
+        *f1, f2, f3, f4 = self.encoder((x - self.input_mean) / self.input_std)
         r2, r3, r4 = self.reduce[0](f2), self.reduce[1](f3), self.reduce[2](f4)
         s_g = self.mab(r4, r3, r2)
         s_4 = self.ram[2](self.cgm[2](r4), s_g)
         s_3 = self.ram[1](self.cgm[1](r3), s_4)
-        s_2 = self.ram[0](self.cgm[0](r2), s_3)
-        return [_resize(s, size) for s in (s_g, s_4, s_3, s_2)]
+        sides = [s_g, s_4, s_3, self.ram[0](self.cgm[0](r2), s_3)]
+        if f1:
+            sides.append(self.fine_ram(self.fine_cgm(self.fine_reduce(f1[0])), sides[-1]))
+        return [_resize(s, size) for s in sides]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Logits: the list of side outputs in training mode, the final map in eval mode."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 
-# One BLAS thread per process unless the user says otherwise (set before NumPy loads): IPI/NRAM
-# on 2 threads are at best ~1.4x faster on a quiet 2-core machine and up to 15x slower when the
-# cores are busy (measured); --workers N runs images in parallel processes instead.
+# One BLAS thread per process unless the user says otherwise (set before NumPy loads): NumPy's
+# and SciPy's OpenBLAS copies both on 2 threads fight over the cores (IPI 2-3x slower, measured).
+# IPI/NRAM raise NumPy's pool alone for their matrix products (irstd.baselines.matmul_threads);
+# --workers N runs images in parallel processes, one thread each.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer

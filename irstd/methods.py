@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,15 +161,20 @@ class ClassicalMethod(Method):
     """LCM, IPI or NRAM (:mod:`irstd.baselines`) with its default segmentation ``k``."""
 
     k: float = 3.0
+    #: NumPy BLAS threads for IPI/NRAM matrix products (:func:`irstd.baselines.matmul_threads`;
+    #: ``None``: up to 2). Worker processes of :func:`run_method` use 1.
+    blas_threads: int | None = None
 
     def run(self, image: np.ndarray) -> MethodOutput:
-        from irstd.baselines import METHODS, minmax, segment
+        from irstd.baselines import METHODS, matmul_threads, minmax, segment
         from irstd.metrics import threshold_scores
 
         image = _check_image(image)
         fn = METHODS[self.name].fn
+        threads = 1 if self.name == "lcm" else self.blas_threads  # LCM has no matrix products
         start = time.perf_counter()
-        raw = np.asarray(fn(np.asarray(image, dtype=np.float64)), dtype=np.float64)
+        with matmul_threads(threads):
+            raw = np.asarray(fn(np.asarray(image, dtype=np.float64)), dtype=np.float64)
         scores = minmax(raw)
         if self.threshold is None:
             mask = segment(raw, self.k)
@@ -395,6 +400,7 @@ def run_method(
         return
     from irstd.baselines.parallel import _thread_env
 
+    method = replace(method, blas_threads=1)  # one core per worker
     ctx = mp.get_context("spawn")
     window = max(1, workers * (1 + max(0, prefetch)))
     pending: deque = deque()

@@ -300,3 +300,36 @@ def test_real_sirst_fast_equals_straightforward(image_id):
     slow, iters = ref.nram(img)
     assert info["iterations"] == iters
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-8 * np.abs(slow).max())
+
+
+def test_matmul_threads_sets_and_restores_pools():
+    from threadpoolctl import threadpool_info
+
+    from irstd.baselines import matmul_threads
+
+    def pools():
+        return sorted((i["filepath"], i["num_threads"]) for i in threadpool_info())
+
+    before = pools()
+    with matmul_threads(2):
+        inside = threadpool_info()
+        numpy_blas = [i for i in inside if "numpy" in i["filepath"] and i["user_api"] == "blas"]
+        others = [i for i in inside if i not in numpy_blas]
+        assert all(i["num_threads"] == 1 for i in others)
+        if numpy_blas:
+            assert all(i["num_threads"] == 2 for i in numpy_blas)
+    assert pools() == before
+    with matmul_threads(1):
+        assert pools() == before
+
+
+def test_ipi_same_output_with_matmul_threads():
+    from irstd.baselines import matmul_threads
+
+    rng = np.random.default_rng(3)
+    img = rng.normal(100, 5, (70, 80))
+    img[30:32, 40:42] += 60
+    plain = ipi(img, patch_size=20, step=5)
+    with matmul_threads(2):
+        threaded = ipi(img, patch_size=20, step=5)
+    assert np.abs(threaded - plain).max() <= 1e-9 * np.abs(plain).max()

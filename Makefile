@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@mkdir -p runs/demo
 	$(BIN)/irstd synth --out runs/demo/scene --count 1 --size 256 256 --seed 7 --overwrite
-	$(BIN)/irstd detect runs/demo/scene/images --method ipi --out runs/demo/detect --save-mask --save-overlay --overwrite
+	$(BIN)/irstd detect runs/demo/scene/images --out runs/demo/detect --save-mask --save-overlay --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -119,7 +119,7 @@ def detect(
     ),
     method: str = typer.Option(
         None, "--method", "-m",
-        help="cgrinet, lcm, ipi or nram (cgrinet:FILE also works). Default: cgrinet once trained weights are packaged.",
+        help="cgrinet, lcm, ipi or nram (cgrinet:FILE also works). Default: cgrinet with the packaged weights (docs/model_card.md).",
     ),
     weights: Path = typer.Option(None, "--weights", help="CgriNet weights (an irstd .safetensors file); implies --method cgrinet."),
     threshold: float = typer.Option(
@@ -140,7 +140,7 @@ def detect(
 ) -> None:
     """Find small targets in your own infrared images: centroid, box, area, peak and mean score.
 
-    Examples: irstd detect frames/ --method ipi;  irstd detect 'clip_*.tif' --method lcm --format json | jq .targets;
+    Examples: irstd detect frames/ --out out --save-overlay;  irstd detect frames/ --method ipi;  irstd detect 'clip_*.tif' --method lcm --format json | jq .targets;
     find . -name '*.png' | irstd detect - --method nram --format csv > targets.csv
 
     Exit status: 0 done; 2 unusable input or options; 3 some images skipped under --skip-errors.

@@ -9,7 +9,9 @@ Paths, all on the same randomly initialised weights (speed does not depend on th
 Every path is checked against eager (max |difference| of the logits is printed), and the ratio to
 eager is measured in the same run, so the figures hold on a noisy machine.
 
-    python benchmarks/infer_speed.py [--variants cgrinet_small cgrinet] [--size 256] [--repeats 10]
+    python benchmarks/infer_speed.py [--variants cgrinet_small cgrinet packaged] [--size 256] [--repeats 10]
+
+``packaged`` is the model of the packaged weights (``irstd/weights``, with their trained values).
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ import time
 
 import torch
 
-from irstd.models import create_model, list_models
+from irstd.methods import default_weights
+from irstd.models import create_model, list_models, load_model
+
+
+def _build(name: str) -> torch.nn.Module:
+    if name == "packaged":
+        return load_model(default_weights()).eval()
+    return create_model(name).eval()
 
 
 def _time(fn, x, repeats: int) -> tuple[float, torch.Tensor]:
@@ -37,7 +46,7 @@ def _time(fn, x, repeats: int) -> tuple[float, torch.Tensor]:
 
 def measure(name: str, size: int, repeats: int, compile_: bool) -> dict:
     torch.manual_seed(0)
-    model = create_model(name).eval()
+    model = _build(name)
     x = torch.rand(1, 1, size, size)
 
     def eager(t):
@@ -52,7 +61,7 @@ def measure(name: str, size: int, repeats: int, compile_: bool) -> dict:
     base_ms, ref = _time(eager, x, repeats)
     row["eager_ms"] = base_ms
     paths = {"inference": (inference, x)}
-    cl_model = create_model(name).eval()
+    cl_model = _build(name)
     cl_model.load_state_dict(model.state_dict())
     cl_model = cl_model.to(memory_format=torch.channels_last)
 
@@ -79,7 +88,8 @@ def measure(name: str, size: int, repeats: int, compile_: bool) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", nargs="*", default=list_models())
+    default = list_models() + (["packaged"] if default_weights() else [])
+    parser.add_argument("--variants", nargs="*", default=default)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)

@@ -138,17 +138,6 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
     return specs
 
 
-def _sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return h.hexdigest()
-
-
 def ids_hash(ids: Sequence[str]) -> str:
     """SHA-256 of the id list (one id per line, in order, ``\\n``-terminated)."""
     return hashlib.sha256("".join(f"{i}\n" for i in ids).encode()).hexdigest()
@@ -208,7 +197,7 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
     return {
         "method": spec.partition(":")[0].strip().lower(),
         "kind": method.kind,
-        "weights_sha256": None if weights is None else _sha256_file(weights),
+        "weights_sha256": None if weights is None else io.sha256_file(weights),
         "score_rule": method.score_rule,
         "mask_rule": method.mask_rule,
         "threshold": threshold,
@@ -583,7 +572,7 @@ def compare(
     for image_id in ids:
         try:
             image_path = ds.image_path(image_id)
-            digests[image_id] = _sha256_file(image_path)
+            digests[image_id] = io.sha256_file(image_path)
             info = io.image_info(image_path)
             gt = ds.read_mask(image_id)
             if gt.shape != (info["height"], info["width"]):
@@ -827,7 +816,7 @@ def _figure_rows(result: CompareResult, images: Sequence[str]):
     for image_id in images:
         image = result.dataset.read_image(image_id)
         gt = result.dataset.read_mask(image_id)
-        digest = _sha256_file(result.dataset.image_path(image_id))
+        digest = io.sha256_file(result.dataset.image_path(image_id))
         outputs = {}
         for r in result.methods:
             cache = _Cache(r.info.cache, r.info.key)

@@ -32,6 +32,7 @@ Writing
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -59,6 +60,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "read_scores",
+    "sha256_file",
     "to_float",
     "write_image",
     "write_json",
@@ -661,6 +663,18 @@ def read_scores(path: str | os.PathLike, shape: tuple[int, int] | None = None) -
 # --------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes (read in 1 MiB blocks); InputError if unreadable."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return h.hexdigest()
 
 
 @contextlib.contextmanager

@@ -51,10 +51,10 @@ from safetensors.torch import save as _st_save
 
 from irstd.data import open_dataset
 from irstd.errors import InputError
-from irstd.io import to_float, write_bytes, write_text
+from irstd.io import sha256_file, to_float, write_bytes, write_text
 from irstd.losses import create_loss
 from irstd.metrics import Evaluator
-from irstd.models import create_model, list_models, predict, save_weights
+from irstd.models import create_model, list_models, load_model, predict, read_weights_metadata, save_weights
 
 __all__ = [
     "TrainConfig",
@@ -133,6 +133,12 @@ class TrainConfig:
         Bit depth for ``irstd.io.to_float`` of 16-bit images (None: 16).
     pretrained_backbone : str, optional
         Weight file for the encoder, passed to ``create_model(pretrained_backbone=...)``.
+    init_weights : str, optional
+        A model file of ours (written by ``irstd train``; ``"packaged"``: the weights shipped with
+        irstd) to start from: fine-tuning.
+        The architecture and the input normalisation come from the file (``model`` may be left
+        empty; if given it must match), so ``ablation`` and ``pretrained_backbone`` cannot be
+        combined with it. The optimiser and the schedule start afresh.
     out : str, optional
         Run folder; default ``runs/train/<model>`` auto-incremented (``-2``, ``-3``...).
     resume : bool
@@ -160,6 +166,7 @@ class TrainConfig:
     skip_errors: bool = False
     bit_depth: int | None = None
     pretrained_backbone: str | None = None
+    init_weights: str | None = None
     out: str | None = None
     resume: bool = False
 
@@ -229,8 +236,11 @@ def resolve_config(config_file: str | os.PathLike | None = None, **overrides: An
 def _check_config(config: TrainConfig) -> None:
     if not config.datasets:
         raise InputError("--dataset: at least one dataset folder is required")
-    if not config.model:
+    if not config.model and not config.init_weights:
         raise InputError("--model: a model name is required (see irstd.models.list_models())")
+    if config.init_weights and (config.ablation or config.pretrained_backbone):
+        option = "--ablation" if config.ablation else "--pretrained-backbone"
+        raise InputError(f"{option}: cannot be combined with --init-weights (the architecture and weights come from that file)")
     checks = [
         (config.epochs >= 1, "--epochs", "must be >= 1"),
         (config.batch_size >= 2, "--batch-size", "must be >= 2 (BatchNorm needs more than one image per step)"),
@@ -869,7 +879,7 @@ def _validate(model, source: _Source, device: torch.device, bit_depth, in_chans:
     return {k: float(summary[k]) for k in ("miou", "niou", "pd", "fa")}
 
 
-def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids, names, command, kind, metrics, d) -> dict[str, str]:
+def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids, names, command, kind, metrics, d, init_sha256) -> dict[str, str]:
     bits = config.bit_depth or 16
     data = [
         {"root": str(Path(root).resolve()), "name": name, "split": config.split}
@@ -894,6 +904,7 @@ def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids,
         "seed": str(config.seed),
         "world_size": str(d.world),
         "config": json.dumps(config.to_dict(run_fields=False)),
+        "init_weights_sha256": init_sha256,
         "versions": json.dumps(_versions()),
         "command": command,
     }
@@ -934,7 +945,10 @@ def train(
         config,
         datasets=[str(Path(p).resolve()) for p in config.datasets],
         pretrained_backbone=str(Path(config.pretrained_backbone).resolve()) if config.pretrained_backbone else None,
+        init_weights=_resolve_init_weights(config.init_weights),
     )
+    if config.init_weights:
+        config = dataclasses.replace(config, model=_init_model_name(config))
     emit = progress or (lambda event: None)
     command = command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     wants_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
@@ -954,18 +968,13 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         warn("--amp needs CUDA; training in float32 on CPU")
 
     # Validate the inputs before creating anything on disk.
-    if config.model not in list_models():
-        raise InputError(f"--model {config.model}: unknown model (known: {', '.join(sorted(list_models()))})")
     _seed_everything(config.seed)
-    overrides = _ablation_overrides(config.ablation)
-    if config.pretrained_backbone:
-        if not Path(config.pretrained_backbone).is_file():
-            raise InputError(f"{config.pretrained_backbone}: pretrained backbone file not found")
-        overrides["pretrained_backbone"] = config.pretrained_backbone
-    try:
-        model = create_model(config.model, **overrides)
-    except TypeError as exc:
-        raise InputError(f"--ablation {' '.join(config.ablation)}: {exc}") from None
+    init_sha256 = ""
+    if config.init_weights:
+        model = load_model(config.init_weights)
+        init_sha256 = sha256_file(config.init_weights)
+    else:
+        model = _new_model(config)
     try:
         loss_fn = create_loss(config.loss)
     except (KeyError, ValueError) as exc:
@@ -1011,7 +1020,10 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         saved_state["train_ids_sha256"] != ids_hash(train_ids) or saved_state["val_ids_sha256"] != ids_hash(val_ids)
     ):
         raise InputError(f"{run_dir}: the training/validation ids differ from the saved run (dataset changed on disk?)")
-    mean, std = compute_mean_std([to_float(img, config.bit_depth) for img in train_src.images])
+    if config.init_weights:  # fine-tuning keeps the normalisation the weights were trained with
+        mean, std = float(model.input_mean.flatten()[0]), float(model.input_std.flatten()[0])
+    else:
+        mean, std = compute_mean_std([to_float(img, config.bit_depth) for img in train_src.images])
 
     if d.main:
         write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(run_fields=False), sort_keys=False))
@@ -1023,12 +1035,13 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         write_text(run_dir / "ids.json", json.dumps(ids_doc, indent=1))
 
     # Model normalisation, optimiser.
-    with torch.no_grad():
-        model.input_mean.fill_(mean)
-        model.input_std.fill_(std)
-    if isinstance(getattr(model, "model_args", None), dict):  # keep the rebuild arguments in step
-        model.model_args["input_mean"] = [mean] * _input_channels(model)
-        model.model_args["input_std"] = [std] * _input_channels(model)
+    if not config.init_weights:
+        with torch.no_grad():
+            model.input_mean.fill_(mean)
+            model.input_std.fill_(std)
+        if isinstance(getattr(model, "model_args", None), dict):  # keep the rebuild arguments in step
+            model.model_args["input_mean"] = [mean] * _input_channels(model)
+            model.model_args["input_std"] = [std] * _input_channels(model)
     model.to(device)
     model.train()
     in_chans = _input_channels(model)
@@ -1117,7 +1130,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     def weights(kind: str, epoch: int, metrics_) -> None:
         meta = _weights_metadata(
             config, epoch=epoch, mean=mean, std=std, in_chans=in_chans, train_ids=train_ids, val_ids=val_ids,
-            names=names, command=command, kind=kind, metrics=metrics_, d=d,
+            names=names, command=command, kind=kind, metrics=metrics_, d=d, init_sha256=init_sha256,
         )
         save_weights(model, run_dir / f"{kind}.safetensors", meta)
 
@@ -1244,6 +1257,44 @@ def train_step(net, loss_fn, optimizer, x, y, lr: float, scaler=None) -> float:
         loss.backward()
         optimizer.step()
     return float(loss.detach())
+
+
+def _resolve_init_weights(path: str | None) -> str | None:
+    """Absolute path of ``--init-weights``; ``packaged`` names the weights shipped with irstd."""
+    if not path:
+        return None
+    if path == "packaged":
+        from irstd.methods import default_weights
+
+        packaged = default_weights()
+        if packaged is None:
+            raise InputError("--init-weights packaged: this installation holds no packaged weights")
+        return str(packaged)
+    return str(Path(path).resolve())
+
+
+def _init_model_name(config: TrainConfig) -> str:
+    """The registry name recorded in ``config.init_weights`` (checked against ``config.model``)."""
+    meta = read_weights_metadata(config.init_weights)
+    name = meta.get("model", "")
+    if config.model and config.model != name:
+        raise InputError(f"--model {config.model}: {config.init_weights} holds a {name} model (leave --model out to use it)")
+    return name
+
+
+def _new_model(config: TrainConfig):
+    """A freshly initialised registry model with the run's ablations and encoder weights."""
+    if config.model not in list_models():
+        raise InputError(f"--model {config.model}: unknown model (known: {', '.join(sorted(list_models()))})")
+    overrides = _ablation_overrides(config.ablation)
+    if config.pretrained_backbone:
+        if not Path(config.pretrained_backbone).is_file():
+            raise InputError(f"{config.pretrained_backbone}: pretrained backbone file not found")
+        overrides["pretrained_backbone"] = config.pretrained_backbone
+    try:
+        return create_model(config.model, **overrides)
+    except TypeError as exc:
+        raise InputError(f"--ablation {' '.join(config.ablation)}: {exc}") from None
 
 
 def _check_resume(config: TrainConfig, state: dict[str, Any], d: _Dist) -> None:

@@ -297,6 +297,42 @@ def test_ablation_switches_reach_the_saved_model(dataset, tmp_path):
     assert args["use_mab"] is False and args["use_cgm"] == [True, False, True]
 
 
+
+def test_init_weights_fine_tunes_from_a_model_file(dataset, tmp_path):
+    from irstd.models import load_model
+
+    first = train(config(dataset, tmp_path / "first", epochs=1)).run_dir / "last.safetensors"
+    start = load_model(first)
+    # Another dataset (other normalisation statistics): the file's normalisation is kept.
+    other = write_tiny_dataset(tmp_path / "other", count=9, seed=7)
+    result = train(config(other, tmp_path / "tuned", model="", epochs=1, init_weights=str(first)))
+    tuned = load_model(result.run_dir / "last.safetensors")
+    assert tuned.model_name == "cgrinet_test"
+    for key in ("input_mean", "input_std"):
+        assert torch.equal(tuned.state_dict()[key], start.state_dict()[key])
+    assert tuned.model_args == start.model_args
+    changed = [k for k, v in start.state_dict().items() if v.is_floating_point() and not torch.equal(v, tuned.state_dict()[k])]
+    assert changed, "fine-tuning left every weight as it was"
+    meta = tuned.weights_metadata
+    assert json.loads(meta["config"])["init_weights"] == str(first.resolve())
+    import hashlib
+
+    assert meta["init_weights_sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(model="cgrinet_tiny"), "holds a cgrinet_test model"),
+        (dict(ablation=["use_mab=false"]), "cannot be combined with --init-weights"),
+    ],
+)
+def test_init_weights_refuses_another_architecture(dataset, tmp_path, kw, message):
+    first = train(config(dataset, tmp_path / "first", epochs=1)).run_dir / "last.safetensors"
+    with pytest.raises(InputError, match=message):
+        train(config(dataset, tmp_path / "tuned", init_weights=str(first), **kw))
+    assert not (tmp_path / "tuned").exists()
+
 def test_union_of_two_datasets_namespaces_ids(dataset, tmp_path):
     other = write_tiny_dataset(tmp_path / "other", count=6, seed=5)
     result = train(config(dataset, tmp_path / "run", epochs=1, datasets=[str(dataset), str(other)]))
@@ -341,6 +377,7 @@ def test_cli_end_to_end(tmp_path):
         (["--model", "cgrinet_test", "--crop", "40"], "--crop"),
         (["--model", "cgrinet_test", "--ablation", "no_such_switch=1"], "--ablation"),
         (["--model", "cgrinet_test", "--batch-size", "1"], "--batch-size"),
+        (["--init-weights", "no_such_file.safetensors"], "no such file"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(dataset, tmp_path, extra, message):

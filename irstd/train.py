@@ -137,8 +137,9 @@ class TrainConfig:
         A model file of ours (written by ``irstd train``; ``"packaged"``: the weights shipped with
         irstd) to start from: fine-tuning.
         The architecture and the input normalisation come from the file (``model`` may be left
-        empty; if given it must match), so ``ablation`` and ``pretrained_backbone`` cannot be
-        combined with it. The optimiser and the schedule start afresh.
+        empty; if given it must match); ``ablation`` may extend it (e.g. ``refine_head=true``) as
+        long as every tensor of the file still fits. ``pretrained_backbone`` cannot be combined
+        with it. The optimiser and the schedule start afresh.
     out : str, optional
         Run folder; default ``runs/train/<model>`` auto-incremented (``-2``, ``-3``...).
     resume : bool
@@ -238,9 +239,8 @@ def _check_config(config: TrainConfig) -> None:
         raise InputError("--dataset: at least one dataset folder is required")
     if not config.model and not config.init_weights:
         raise InputError("--model: a model name is required (see irstd.models.list_models())")
-    if config.init_weights and (config.ablation or config.pretrained_backbone):
-        option = "--ablation" if config.ablation else "--pretrained-backbone"
-        raise InputError(f"{option}: cannot be combined with --init-weights (the architecture and weights come from that file)")
+    if config.init_weights and config.pretrained_backbone:
+        raise InputError("--pretrained-backbone: cannot be combined with --init-weights (the weights come from that file)")
     checks = [
         (config.epochs >= 1, "--epochs", "must be >= 1"),
         (config.batch_size >= 2, "--batch-size", "must be >= 2 (BatchNorm needs more than one image per step)"),
@@ -971,7 +971,12 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     _seed_everything(config.seed)
     init_sha256 = ""
     if config.init_weights:
-        model = load_model(config.init_weights)
+        try:
+            model = load_model(config.init_weights, overrides=_ablation_overrides(config.ablation))
+        except TypeError as exc:
+            raise InputError(f"--ablation {' '.join(config.ablation)}: {exc}") from None
+        if model.new_tensors:
+            warn(f"--init-weights: {len(model.new_tensors)} tensor(s) of the extended model start fresh (e.g. {model.new_tensors[0]})")
         init_sha256 = sha256_file(config.init_weights)
     else:
         model = _new_model(config)

@@ -89,6 +89,33 @@ def test_extra_fine_stage_adds_stride4_output(tmp_path):
         assert torch.equal(fine(x), fine.forward_all(x)[-1])
 
 
+
+def test_refine_head_starts_as_identity_and_extends_saved_weights(tmp_path):
+    torch.manual_seed(0)
+    base = create_model("cgrinet_test", extra_fine_stage=True)
+    path = tmp_path / "base.safetensors"
+    save_weights(base, path)
+    extended = load_model(path, overrides={"refine_head": True})
+    assert extended.model_args["refine_head"] is True and "refine_head" not in base.model_args
+    assert extended.new_tensors and all(k.startswith("refine.") for k in extended.new_tensors)
+    x = torch.rand(2, 1, 64, 96)
+    base.eval()
+    with torch.no_grad():
+        outs = extended.forward_all(x)
+        assert len(outs) == 6 and all(o.shape == (2, 1, 64, 96) for o in outs)
+        # Zero-initialised last convolution: the head changes nothing until it is trained ...
+        assert torch.equal(outs[-1], outs[-2]) and torch.equal(extended(x), base(x))
+        # ... and once its output layer is non-zero it refines the final map.
+        torch.nn.init.normal_(extended.refine.out.weight, std=0.1)
+        assert not torch.equal(extended(x), base(x))
+    back_path = tmp_path / "ext.safetensors"
+    save_weights(extended, back_path)
+    back = load_model(back_path)
+    with torch.no_grad():
+        assert torch.equal(back(x), extended(x))
+    with pytest.raises(InputError, match="weights do not match"):
+        load_model(path, overrides={"use_mab": False})  # a removed module is not an extension
+
 def test_overrides_merge_encoder_args():
     model = create_model("cgrinet_test", encoder_args=dict(stem_width=16), channels=16)
     assert model.model_args["encoder_args"] == {**TEST_ENCODER, "stem_width": 16}

@@ -320,11 +320,26 @@ def test_init_weights_fine_tunes_from_a_model_file(dataset, tmp_path):
     assert meta["init_weights_sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
 
 
+
+def test_init_weights_extends_the_model_with_a_refinement_head(dataset, tmp_path):
+    from irstd.models import load_model
+
+    first = train(config(dataset, tmp_path / "first", epochs=1)).run_dir / "last.safetensors"
+    events = []
+    result = train(config(dataset, tmp_path / "tuned", model="", epochs=1, init_weights=str(first),
+                          ablation=["refine_head=true"]), progress=events.append)
+    assert any(e.kind == "warning" and "start fresh" in e.message for e in events)
+    tuned = load_model(result.run_dir / "last.safetensors")
+    assert tuned.model_args["refine_head"] is True
+    start = load_model(first).state_dict()
+    assert set(start) < set(tuned.state_dict())
+
 @pytest.mark.parametrize(
     "kw, message",
     [
         (dict(model="cgrinet_tiny"), "holds a cgrinet_test model"),
-        (dict(ablation=["use_mab=false"]), "cannot be combined with --init-weights"),
+        (dict(ablation=["use_mab=false"]), "weights do not match"),
+        (dict(pretrained_backbone=__file__), "cannot be combined with --init-weights"),
     ],
 )
 def test_init_weights_refuses_another_architecture(dataset, tmp_path, kw, message):

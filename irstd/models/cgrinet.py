@@ -275,6 +275,39 @@ def _three(value: bool | Sequence[bool], name: str) -> list[bool]:
     return values
 
 
+class RefinementHead(nn.Module):
+    """Full-resolution refinement of the final logits (ours, not in the paper).
+
+    ``S_r = S + conv3x3(ReLU(BN(conv3x3(ReLU(BN(conv3x3([x_n, S])))))))`` with ``x_n`` the
+    normalised input and ``S`` the final logits resized to the input size: three 3x3
+    convolutions at the input resolution that move the boundaries of a stride-4/8 map onto the
+    image's edges (a 7x7 receptive field). The last convolution starts at zero, so a model
+    extended with the head computes exactly what it computed before until it is trained.
+
+    Parameters
+    ----------
+    in_chans : int
+        Channels of the normalised input.
+    width : int
+        Hidden width (16).
+    """
+
+    def __init__(self, in_chans: int = 1, width: int = 16):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvBN(in_chans + 1, width),
+            nn.ReLU(inplace=True),
+            ConvBN(width, width),
+            nn.ReLU(inplace=True),
+        )
+        self.out = nn.Conv2d(width, 1, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return logits + self.out(self.body(torch.cat([x, logits], dim=1)))
+
+
 class CgriNet(nn.Module):
     """CgriNet with a timm Res2Net encoder.
 
@@ -306,6 +339,9 @@ class CgriNet(nn.Module):
         Add a fourth level on Res1 (stride 4): reduction, CGM and axial RAM refining ``S_2`` into
         ``S_1``, which becomes the final map (output stride 4 instead of 8). Not in the paper;
         off by default (spec 2.7, 2.10).
+    refine_head : bool
+        Add a :class:`RefinementHead` at the input resolution after the last level; its output
+        ``S_r`` becomes the final map. Not in the paper; off by default.
     pretrained_backbone : str or path, optional
         Local file with ImageNet weights for the encoder (timm ``res2net50d`` key names,
         safetensors or ``.pth``); nothing is downloaded. Not recorded in :attr:`model_args`.
@@ -314,7 +350,7 @@ class CgriNet(nn.Module):
     -----
     ``forward`` takes ``(B, in_chans, H, W)`` in [0, 1] with ``H, W`` multiples of 32 and returns
     logits: in training mode the list ``[S_g, S_4, S_3, S_2]`` (coarse to final; ``S_1`` appended
-    with ``extra_fine_stage``) of ``(B, 1, H, W)`` maps, in eval mode the final map only. :meth:`forward_all` always
+    with ``extra_fine_stage``, then ``S_r`` with ``refine_head``) of ``(B, 1, H, W)`` maps, in eval mode the final map only. :meth:`forward_all` always
     returns the list.
     """
 
@@ -333,6 +369,7 @@ class CgriNet(nn.Module):
         cgm_dilation: int = 3,
         cgm_reduction: int = 8,
         extra_fine_stage: bool = False,
+        refine_head: bool = False,
         pretrained_backbone: str | None = None,
     ):
         super().__init__()
@@ -367,6 +404,8 @@ class CgriNet(nn.Module):
         if extra_fine_stage:
             # Recorded only when on, so weights saved before the option existed keep their metadata.
             self.model_args["extra_fine_stage"] = True
+        if refine_head:
+            self.model_args["refine_head"] = True
         #: Registry name when built by :func:`create_model` (``None`` otherwise).
         self.model_name: str | None = None
 
@@ -400,6 +439,7 @@ class CgriNet(nn.Module):
             self.fine_reduce = ChannelReduction(widths[0], channels)
             self.fine_cgm = ContextGuidedModule(channels, cgm_mid_channels, cgm_dilation, cgm_reduction)
             self.fine_ram = ReverseAttentionModule(channels, True)
+        self.refine = RefinementHead(in_chans) if refine_head else None
 
     @property
     def num_features(self) -> int:
@@ -409,7 +449,8 @@ class CgriNet(nn.Module):
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         """All side outputs ``[S_g, S_4, S_3, S_2(, S_1)]`` as logits at the input size."""
         size = x.shape[-2:]
-        *f1, f2, f3, f4 = self.encoder((x - self.input_mean) / self.input_std)
+        x = (x - self.input_mean) / self.input_std
+        *f1, f2, f3, f4 = self.encoder(x)
         r2, r3, r4 = self.reduce[0](f2), self.reduce[1](f3), self.reduce[2](f4)
         s_g = self.mab(r4, r3, r2)
         s_4 = self.ram[2](self.cgm[2](r4), s_g)
@@ -417,7 +458,10 @@ class CgriNet(nn.Module):
         sides = [s_g, s_4, s_3, self.ram[0](self.cgm[0](r2), s_3)]
         if f1:
             sides.append(self.fine_ram(self.fine_cgm(self.fine_reduce(f1[0])), sides[-1]))
-        return [_resize(s, size) for s in sides]
+        sides = [_resize(s, size) for s in sides]
+        if self.refine is not None:
+            sides.append(self.refine(x, sides[-1]))
+        return sides
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Logits: the list of side outputs in training mode, the final map in eval mode."""

@@ -97,7 +97,9 @@ def read_weights_metadata(path: str | os.PathLike) -> dict[str, str]:
     return dict(meta)
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> nn.Module:
+def load_model(
+    path: str | os.PathLike, device: str | torch.device | None = None, overrides: dict[str, Any] | None = None
+) -> nn.Module:
     """Rebuild a model from a file written by :func:`save_weights`.
 
     Parameters
@@ -106,6 +108,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
         The safetensors file.
     device : str or torch.device, optional
         Where to put the model (CPU by default).
+    overrides : dict, optional
+        Construction arguments that differ from the file's (fine-tuning an extended model, e.g.
+        ``{"refine_head": True}``). Every tensor of the file must still fit the new model; the
+        model's tensors that the file lacks keep their fresh initialisation and are listed in
+        ``model.new_tensors``.
 
     Returns
     -------
@@ -129,6 +136,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
             raise ValueError("not a JSON object")
     except ValueError as exc:
         raise InputError(f"{path}: unreadable model_args metadata ({exc})") from None
+    args.update(overrides or {})
     try:
         model = CgriNet(**args)
     except TypeError as exc:
@@ -140,7 +148,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read tensors ({exc})") from None
-    _load_state(model, state, path, what=f"model {meta.get('model')}")
+    model.new_tensors = [k for k in model.state_dict() if k not in state] if overrides else []
+    if model.new_tensors:
+        state = {**model.state_dict(), **state}
+    _load_state(model, state, path, what=f"model {meta.get('model')}" + (f" with {overrides}" if overrides else ""))
     model.weights_metadata = meta
     model.eval()
     if device is not None:

@@ -1016,6 +1016,11 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     if config.resume and has_state:
         saved_state = load_state(run_dir / STATE_FILE)
         _check_resume(config, saved_state, d)
+        if saved_state.get("init_weights_sha256", "") != init_sha256:
+            raise InputError(
+                f"--resume: {config.init_weights} is not the file the run started from "
+                f"(sha256 {init_sha256[:12]}, the run's {str(saved_state.get('init_weights_sha256'))[:12]})"
+            )
     elif config.resume:
         warn(f"{run_dir}: no saved state yet; starting from the first epoch")
         if d.main:
@@ -1116,6 +1121,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             "last_metrics": metrics_,
             "rng": _rng_state(device),
             "world_size": d.world,
+            "init_weights_sha256": init_sha256,
             "steps_per_epoch": steps_per_epoch,
             "config": config.to_dict(run_fields=False),
             "train_ids_sha256": ids_hash(train_ids),

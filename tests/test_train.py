@@ -334,6 +334,20 @@ def test_init_weights_extends_the_model_with_a_refinement_head(dataset, tmp_path
     start = load_model(first).state_dict()
     assert set(start) < set(tuned.state_dict())
 
+
+def test_resume_refuses_a_changed_init_weights_file(dataset, tmp_path):
+    first = train(config(dataset, tmp_path / "first", epochs=1)).run_dir / "last.safetensors"
+    init = tmp_path / "init.safetensors"
+    init.write_bytes(first.read_bytes())
+    run = tmp_path / "tuned"
+    train(config(dataset, run, model="", epochs=1, init_weights=str(init)))
+    other = train(config(dataset, tmp_path / "other", epochs=1, seed=11)).run_dir / "last.safetensors"
+    init.write_bytes(other.read_bytes())
+    with pytest.raises(InputError, match="not the file the run started from"):
+        train(config(dataset, run, model="", epochs=2, init_weights=str(init), resume=True))
+    init.write_bytes(first.read_bytes())
+    assert train(config(dataset, run, model="", epochs=2, init_weights=str(init), resume=True)).epochs_done == 2
+
 @pytest.mark.parametrize(
     "kw, message",
     [

@@ -447,7 +447,7 @@ class CgriNet(nn.Module):
         return self.encoder.feature_info.channels()[-1]
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """All side outputs ``[S_g, S_4, S_3, S_2(, S_1)]`` as logits at the input size."""
+        """All side outputs ``[S_g, S_4, S_3, S_2(, S_1)(, S_r)]`` as logits at the input size."""
         size = x.shape[-2:]
         x = (x - self.input_mean) / self.input_std
         *f1, f2, f3, f4 = self.encoder(x)

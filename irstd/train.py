@@ -969,17 +969,12 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
 
     # Validate the inputs before creating anything on disk.
     _seed_everything(config.seed)
+    model = _build_model(config)
     init_sha256 = ""
     if config.init_weights:
-        try:
-            model = load_model(config.init_weights, overrides=_ablation_overrides(config.ablation))
-        except TypeError as exc:
-            raise InputError(f"--ablation {' '.join(config.ablation)}: {exc}") from None
         if model.new_tensors:
             warn(f"--init-weights: {len(model.new_tensors)} tensor(s) of the extended model start fresh (e.g. {model.new_tensors[0]})")
         init_sha256 = sha256_file(config.init_weights)
-    else:
-        model = _new_model(config)
     try:
         loss_fn = create_loss(config.loss)
     except (KeyError, ValueError) as exc:
@@ -1293,16 +1288,19 @@ def _init_model_name(config: TrainConfig) -> str:
     return name
 
 
-def _new_model(config: TrainConfig):
-    """A freshly initialised registry model with the run's ablations and encoder weights."""
-    if config.model not in list_models():
-        raise InputError(f"--model {config.model}: unknown model (known: {', '.join(sorted(list_models()))})")
+def _build_model(config: TrainConfig):
+    """The model to train: ``config.init_weights`` (extended by the ablations) or a fresh registry
+    model with the run's ablations and encoder weights."""
     overrides = _ablation_overrides(config.ablation)
-    if config.pretrained_backbone:
-        if not Path(config.pretrained_backbone).is_file():
-            raise InputError(f"{config.pretrained_backbone}: pretrained backbone file not found")
-        overrides["pretrained_backbone"] = config.pretrained_backbone
     try:
+        if config.init_weights:
+            return load_model(config.init_weights, overrides=overrides)
+        if config.model not in list_models():
+            raise InputError(f"--model {config.model}: unknown model (known: {', '.join(sorted(list_models()))})")
+        if config.pretrained_backbone:
+            if not Path(config.pretrained_backbone).is_file():
+                raise InputError(f"{config.pretrained_backbone}: pretrained backbone file not found")
+            overrides["pretrained_backbone"] = config.pretrained_backbone
         return create_model(config.model, **overrides)
     except TypeError as exc:
         raise InputError(f"--ablation {' '.join(config.ablation)}: {exc}") from None

@@ -1,4 +1,4 @@
-"""Input checks shared by the baseline methods."""
+"""Input checks and work-array blocking shared by the baseline methods."""
 
 from __future__ import annotations
 
@@ -26,3 +26,13 @@ def as_float_image(image, name: str = "image") -> np.ndarray:
     if not np.isfinite(out).all():
         raise InputError(f"{name}: image contains NaN or infinite values")
     return out
+
+
+def block_rows(q: int) -> int:
+    """Rows of a ``(p, q)`` float64 work array per block of a fused elementwise pass.
+
+    IPI and NRAM apply all elementwise updates of one iteration block by block, so a block of
+    each array is read from memory once per iteration instead of once per operation; 1 MiB
+    per array block keeps the handful of blocks in the last-level cache.
+    """
+    return max(1, (1 << 17) // max(q, 1))

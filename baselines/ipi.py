@@ -10,7 +10,7 @@ import numpy as np
 from irstd.errors import InputError
 
 from . import _linalg, _patches
-from ._common import as_float_image
+from ._common import as_float_image, block_rows
 
 __all__ = ["ipi", "ipi_decompose", "APGResult"]
 
@@ -36,11 +36,6 @@ def _lam(lam, shape, d_shape, lambda_rule):
     if lambda_rule == "patch-matrix":
         return 1.0 / math.sqrt(max(d_shape))
     raise InputError(f"lambda_rule: expected 'image' or 'patch-matrix', got {lambda_rule!r}")
-
-
-def _block_rows(q: int) -> int:
-    """Rows of a ``(p, q)`` work array per block so one block of each array stays in cache."""
-    return max(1, (1 << 17) // max(q, 1))
 
 
 def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
@@ -72,7 +67,7 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
     Z = np.zeros_like(W)       # Z_k (Δ_0 = 0 so Z_0 = 0)
     GA = W * 0.5               # G_A = (Z + D)/2
     E = np.zeros_like(W)       # E_{k+1}
-    rows = _block_rows(q)
+    rows = block_rows(q)
     blk = np.empty((rows, q))  # A block, then scratch
     blk2 = np.empty((rows, q))
     t = 1.0

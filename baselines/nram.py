@@ -9,7 +9,7 @@ import numpy as np
 from irstd.errors import InputError
 
 from . import _linalg, _patches
-from ._common import as_float_image
+from ._common import as_float_image, block_rows
 
 __all__ = ["nram", "nram_decompose"]
 
@@ -68,27 +68,31 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
     beta = 3.0 / math.sqrt(min(m, n)) if beta is None else float(beta)
     C = math.sqrt(min(m, n)) / 2.5 if C is None else float(C)
     k = min(m, n)
-    # Work arrays (no m×n allocation inside the loop). Instead of Y the scaled multiplier
+    # Work arrays in patch-row layout (one patch per row, C order): the E-step's per-patch
+    # l2 norms become row norms, so all elementwise updates of an iteration run fused over
+    # row blocks (no m×n allocation inside the loop). Instead of Y the scaled multiplier
     # ym = Y/mu is carried: Y' = Y + mu (B + E - X + T) and mu' = rho mu give
     # ym' = (ym - Z)/rho with Z = X - T - B - E.
-    T = np.zeros((m, n))
-    E = np.zeros((m, n))
-    B = np.zeros((m, n))
-    ym = np.zeros((m, n))
-    VE = np.empty((m, n))   # X - ym - E
-    G = np.empty((m, n))    # G_B, then R, then Q
-    W = np.empty((m, n))
+    X = np.ascontiguousarray(X.T)
+    p, q = X.shape
+    T = np.zeros((p, q))
+    E = np.zeros((p, q))
+    B = np.empty((p, q))
+    ym = np.zeros((p, q))
+    VE = X.copy()           # X - ym - E
+    G = X.copy()            # G_B = X - T - E - ym, then R, then Z
     sig = np.zeros(k)
     norm_x = math.sqrt(float(np.vdot(X, X)))
+    rows = block_rows(q)
+    wb = np.empty((min(rows, p), q))  # weights block
+    asymmetric = threshold == "asymmetric"
     stop = "max_iter"
     it = 0
     expected = 1
     for it in range(1, max_iter + 1):
         inv_mu = 1.0 / mu
-        np.subtract(X, ym, out=VE)
-        VE -= E
+        shrink = beta * inv_mu
         # --- B-step: DC on the singular values of G = X - T - E - Y/mu
-        np.subtract(VE, T, out=G)
         mtx, right = _linalg.gram(G)
         # values below (1+gamma)/(gamma*mu) with a zero previous value stay zero: compute only
         # the eigenpairs above it, plus every index where the previous value is non-zero
@@ -102,46 +106,56 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
         keep = np.flatnonzero(sig[:len(s_sub)] > 0)
         expected = len(keep) + 1
         _linalg.low_rank(G, right, v[:, keep], s_sub[keep], sig[keep], out=B)
-        # --- T-step: weighted l1 with weights from the current residual R = X - B - E - Y/mu
-        R = np.subtract(VE, B, out=G)
-        np.abs(R, out=W)
-        W += weight_eps
-        np.divide(C * lam, W, out=W)  # lam * weights
-        if threshold == "asymmetric":
-            # max(R - lam W / mu, 0) + min(R + lam W, 0)  (authors' code: no 1/mu on the
-            # negative side)
-            np.multiply(W, -inv_mu, out=T)
-            T += R
-            np.maximum(T, 0.0, out=T)
-            W += R
-            np.minimum(W, 0.0, out=W)
-            T += W
-        else:
-            W *= inv_mu
-            np.abs(R, out=T)
-            T -= W
-            np.maximum(T, 0.0, out=T)
-            np.sign(R, out=W)
-            T *= W
-        # --- E-step: column-wise l2,1 shrinkage of Q = X - T - B - Y/mu = R - T + E
-        Q = R
-        Q -= T
-        Q += E
-        norms = np.sqrt(np.einsum("ij,ij->j", Q, Q))
-        b = beta * inv_mu
-        norms[norms == 0] = b
-        scale = (norms > b) * ((norms - b) / norms)
-        np.multiply(Q, scale, out=E)
-        # --- multiplier and penalty; Z = X - T - B - E = Q - E + ym
-        Zr = np.subtract(Q, E, out=G)
-        Zr += ym
-        err = math.sqrt(float(np.vdot(Zr, Zr))) / norm_x
-        ym -= Zr
-        ym *= 1.0 / rho
+        # --- T-, E- and multiplier steps, then the next G_B, fused over row blocks
+        zz = 0.0
+        for a in range(0, p, rows):
+            b = min(a + rows, p)
+            ve, t, e, y, g = VE[a:b], T[a:b], E[a:b], ym[a:b], G[a:b]
+            # T-step: weighted l1 with weights from the residual R = X - B - E - Y/mu
+            R = np.subtract(ve, B[a:b], out=g)
+            wt = np.abs(R, out=wb[:b - a])
+            wt += weight_eps
+            np.divide(C * lam, wt, out=wt)  # lam * weights
+            if asymmetric:
+                # max(R - lam W / mu, 0) + min(R + lam W, 0)  (authors' code: no 1/mu on the
+                # negative side)
+                np.multiply(wt, -inv_mu, out=t)
+                t += R
+                np.maximum(t, 0.0, out=t)
+                wt += R
+                np.minimum(wt, 0.0, out=wt)
+                t += wt
+            else:
+                wt *= inv_mu
+                np.abs(R, out=t)
+                t -= wt
+                np.maximum(t, 0.0, out=t)
+                np.sign(R, out=wt)
+                t *= wt
+            # E-step: per-patch l2,1 shrinkage of Q = X - T - B - Y/mu = R - T + E
+            Q = R
+            Q -= t
+            Q += e
+            norms = np.sqrt(np.einsum("ij,ij->i", Q, Q))
+            norms[norms == 0] = shrink
+            scale = (norms > shrink) * ((norms - shrink) / norms)
+            np.multiply(Q, scale[:, None], out=e)
+            # multiplier; Z = X - T - B - E = Q - E + ym
+            Zr = np.subtract(Q, e, out=g)
+            Zr += y
+            zz += float(np.vdot(Zr, Zr))
+            y -= Zr
+            y *= 1.0 / rho
+            # the next iteration's X - ym - E and G_B
+            np.subtract(X[a:b], y, out=ve)
+            ve -= e
+            np.subtract(ve, t, out=g)
+        err = math.sqrt(zz) / norm_x
         mu *= rho
         if err < tol:
             stop = "tol"
             break
+    T, B, E = T.T, B.T, E.T
     info.update(iterations=it, rank=int(np.count_nonzero(sig)), stop=stop)
     target = _patches.reconstruct(T, img.shape, patch_size, step, "nram", reconstruction)
     background = _patches.reconstruct(B + E, img.shape, patch_size, step, "nram",

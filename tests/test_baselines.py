@@ -189,6 +189,19 @@ def test_nram_fast_equals_straightforward_random():
             np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-8 * np.abs(slow).max())
 
 
+@pytest.mark.parametrize("method", ["ipi", "nram"])
+def test_more_patches_than_patch_pixels_equals_straightforward(method):
+    # 8x8 patches with step 4: 64 rows, several hundred patches, so the Gram matrix is taken
+    # on the other side of the patch matrix than with the default 50x50 patches
+    img = _scene(90, 100, seed=11) + np.random.default_rng(12).normal(0, 3, (90, 100))
+    fast_fn = ipi_decompose if method == "ipi" else nram_decompose
+    fast, _, info = fast_fn(img, patch_size=8, step=4)
+    assert info["patches"] > 64
+    slow, iters = getattr(ref, method)(img, patch_size=8, step=4)
+    assert info["iterations"] == iters
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-8 * np.abs(slow).max())
+
+
 def test_options_change_maps_as_documented():
     img = _scene(80, 95, seed=10)
     med = ipi(img)

@@ -14,17 +14,6 @@ def gram(g: np.ndarray) -> tuple[np.ndarray, bool]:
     return g @ g.T, False
 
 
-def top_singular(g: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` largest singular values of ``g`` (descending, zero-padded)."""
-    k = min(g.shape)
-    mtx, _ = gram(g)
-    count_eff = min(count, k)
-    ev = linalg.eigh(mtx, eigvals_only=True, subset_by_index=(k - count_eff, k - 1),
-                     overwrite_a=True, check_finite=False)
-    s = np.sqrt(np.maximum(ev[::-1], 0.0))
-    return np.concatenate([s, np.zeros(count - count_eff)])
-
-
 # Below this fraction of the spectrum a subset solver (MRRR, ``evr``) beats the full
 # divide-and-conquer ``evd``; measured on IPI's Gram matrices of SIRST images with 1 thread:
 # 609×609, evd 48-59 ms, evr for the top 40 pairs 28 ms, 99 (16 %) 47 ms, 119 (20 %) 47 ms,

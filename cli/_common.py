@@ -21,6 +21,12 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2  # usage errors and unusable input
 EXIT_SKIPPED = 3  # finished, but some inputs were skipped under --skip-errors
 
+#: Help of --input-range (detect, evaluate, compare).
+INPUT_RANGE_HELP = (
+    "CgriNet input mapping to [0, 1]: bits (uint8/255, uint16/(2**bit-depth - 1)), minmax (each frame "
+    "from its own min to max: raw camera counts) or fixed:LO,HI. Default: from the weights, else bits."
+)
+
 
 class InputFailure(click.ClickException):
     """A one-line error about the user's input, exit status 2."""

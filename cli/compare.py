@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import EXIT_SKIPPED, console
+from irstd.cli._common import EXIT_SKIPPED, INPUT_RANGE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -110,6 +110,7 @@ def compare(
         None, "--bit-depth", min=1, max=16,
         help="Significant bits of 16-bit images for CgriNet (default: from the weights, else 16).",
     ),
+    input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
     skip_errors: bool = typer.Option(
         False, "--skip-errors", help="Skip images that fail (any method), list them, exit 3."
     ),
@@ -147,7 +148,7 @@ def compare(
     try:
         result = run_compare(
             dataset, specs, out, split=split, split_file=split_file, threshold=threshold, device=device,
-            bit_depth=bit_depth, workers=workers, skip_errors=skip_errors, progress=reporter,
+            bit_depth=bit_depth, input_range=input_range, workers=workers, skip_errors=skip_errors, progress=reporter,
         )
     finally:
         if bar is not None:

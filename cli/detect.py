@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import EXIT_SKIPPED, console
+from irstd.cli._common import EXIT_SKIPPED, INPUT_RANGE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -127,6 +127,7 @@ def detect(
         help="Mask = score > T. Default: probability > 0.5 for CgriNet; the method's own rule (mean + k·std) for lcm/ipi/nram.",
     ),
     bit_depth: int = typer.Option(None, "--bit-depth", min=1, max=16, help="Significant bits of 16-bit images for CgriNet (default: from the weights, else 16)."),
+    input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
     out: Path = typer.Option(None, "--out", help="Folder for saved files: masks/, scores/, overlays/ (<stem>[_f<frame>].png)."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (for people), json (one object per image per line) or csv (one row per target)."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Write masks/<name>.png (0/255, native size)."),
@@ -152,7 +153,7 @@ def detect(
     if kinds and out is None:
         raise InputError("--out: needed with --save-mask, --save-scores or --save-overlay")
     spec = _choose_method(method, weights)
-    meth = get_method(spec, threshold=threshold, device=device, bit_depth=bit_depth)
+    meth = get_method(spec, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range)
     stdin_lines = sys.stdin if "-" in inputs else None
     paths = collect_inputs(inputs, recursive=recursive, stdin_lines=stdin_lines)
     items, skipped = plan_items(paths, skip_errors=skip_errors)

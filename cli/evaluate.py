@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import EXIT_SKIPPED, console
+from irstd.cli._common import EXIT_SKIPPED, INPUT_RANGE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -59,6 +59,7 @@ def evaluate(
         help="Target pixels: score > THRESHOLD (default 0.5; for lcm/ipi/nram: the method's own rule mean + k·std).",
     ),
     bit_depth: int = typer.Option(None, "--bit-depth", min=1, max=16, help="CgriNet: significant bits of 16-bit images (default: from the weights)."),
+    input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram."),
     save_predictions: Path = typer.Option(
@@ -119,7 +120,7 @@ def evaluate(
     if method is not None:
         from irstd.methods import get_method
 
-        meth = get_method(method, threshold=threshold, device=device, bit_depth=bit_depth)
+        meth = get_method(method, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range)
     ds = open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
     if meth is None:

@@ -202,6 +202,7 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
         "mask_rule": method.mask_rule,
         "threshold": threshold,
         "bit_depth": bit_depth,
+        "input_range": getattr(method, "input_range", None),
         "irstd_version": __version__,
         "code_sha256": _code_hash(_code_files(method)),
         "cache_format": CACHE_FORMAT,
@@ -464,10 +465,11 @@ class CompareResult:
         raise KeyError(label)
 
 
-def _build_methods(specs, out: Path, *, threshold, device, bit_depth):
+def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range):
     from irstd.methods import get_method
 
-    methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth) for s in specs]
+    methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range)
+               for s in specs]
     labels = _labels(specs, [m.name for m in methods])
     infos = []
     for spec, label, method in zip(specs, labels, methods):
@@ -507,6 +509,7 @@ def compare(
     threshold: float | None = None,
     device: str | None = None,
     bit_depth: int | None = None,
+    input_range: str | None = None,
     workers: int = 1,
     skip_errors: bool = False,
     overwrite: bool = False,
@@ -528,8 +531,9 @@ def compare(
     threshold : float, optional
         Replace every method's own mask rule by ``score > threshold`` (the fixed-threshold
         protocol); by default each method uses its own rule.
-    device, bit_depth : optional
-        Passed to :func:`irstd.methods.get_method` (CgriNet device, 16-bit input mapping).
+    device, bit_depth, input_range : optional
+        Passed to :func:`irstd.methods.get_method` (CgriNet device, 16-bit input mapping, input
+        range rule).
     workers : int, optional
         Processes for classical methods (networks run in this process).
     skip_errors : bool, optional
@@ -562,7 +566,8 @@ def compare(
     if not ids:
         raise InputError(f"{split_file or split}: the split lists no ids")
     out = prepare_out(out, overwrite=overwrite)
-    infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth)
+    infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth,
+                                         input_range=input_range)
     report = progress if progress is not None else (lambda *a: None)
 
     # Before any work: which image bytes each id stands for (part of each cached record), and a
@@ -658,7 +663,7 @@ def compare(
     if not evaluated:
         raise InputError(f"{ds.root}: no image could be evaluated ({len(failed)} skipped)")
     skipped = [(i, failed[i]) for i in ids if i in failed]
-    proto = _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, sweep)
+    proto = _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep)
     return CompareResult(
         dataset=ds,
         split=split if split_file is None else None,
@@ -687,7 +692,7 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, sweep) -> dict[str, Any]:
+def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep) -> dict[str, Any]:
     return {
         "dataset": str(ds.root),
         "split": split if split_file is None else None,
@@ -706,6 +711,7 @@ def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, sweep
             "come from each method's mask; AUC, AP and the curves from its scores."
         ),
         "bit_depth": bit_depth,
+        "input_range": input_range,
         "resolution": "native",
         "matching": (
             f"8-connected components; unweighted centroids; Euclidean centroid distance < "
@@ -945,7 +951,8 @@ def _report_md(result: CompareResult, rows, picks, command, written) -> str:
         f"- Dataset: `{p['dataset']}`, {where}: {p['ids']} ids (SHA-256 of the id list `{p['ids_sha256'][:16]}…`), "
         f"{p['evaluated']} evaluated, {len(result.skipped)} skipped",
         f"- Masks: {p['mask_protocol']}; threshold option: {'none' if p['threshold'] is None else p['threshold']}"
-        + ("" if p["bit_depth"] is None else f"; bit depth {p['bit_depth']}"),
+        + ("" if p["bit_depth"] is None else f"; bit depth {p['bit_depth']}")
+        + ("" if p.get("input_range") is None else f"; input range {p['input_range']}"),
         f"- Date: {p['date']}; versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items() if v),
         "",
         "## Results",

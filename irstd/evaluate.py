@@ -399,8 +399,9 @@ def protocol(
             "parameters": method.parameters,
             "weights": None if getattr(method, "weights", None) is None else str(method.weights),
             "bit_depth": getattr(method, "bit_depth", None),
+            "input_range": getattr(method, "input_range", None),
             "input_scale": "native values (0-255 for 8-bit, raw counts for 16-bit)"
-            if method.kind == "classical" else "irstd.io.to_float (bit depth rule)",
+            if method.kind == "classical" else "irstd.io.to_float (input range rule)",
             "workers": workers,
         })
     return out

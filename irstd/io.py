@@ -19,9 +19,10 @@ Reading
 Every unreadable input (missing, a folder, empty, truncated, corrupt, not an image, zero-sized)
 raises :class:`irstd.errors.InputError` with a one-line message naming the file.
 
-:func:`to_float` maps an image to ``float32`` in [0, 1] by the *bit depth rule*
-(``uint8 / 255``, ``uint16 / (2**bit_depth - 1)`` clipped, float as is);
-:func:`bit_depth_rule` states that rule as a string for run records.
+:func:`to_float` maps an image to ``float32`` in [0, 1] by the *input range* rule: ``bits``
+(the default, the *bit depth rule*: ``uint8 / 255``, ``uint16 / (2**bit_depth - 1)`` clipped,
+float as is), ``minmax`` (each frame from its minimum to its maximum) or ``fixed:LO,HI``;
+:func:`bit_depth_rule` and :func:`input_rule` state the rules as strings for run records.
 
 Writing
 -------
@@ -49,13 +50,16 @@ from irstd.errors import InputError
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "INPUT_RANGES",
     "atomic_write",
     "bit_depth_rule",
     "count_frames",
     "image_facts",
     "image_info",
+    "input_rule",
     "mask_from_image",
     "mask_full_value",
+    "parse_input_range",
     "read_frames",
     "read_image",
     "read_mask",
@@ -506,8 +510,48 @@ def _check_bit_depth(bit_depth: int | None) -> int | None:
     return int(bit_depth)
 
 
-def to_float(image: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
-    """Map an image to ``float32`` in [0, 1] by the bit depth rule.
+INPUT_RANGES = ("bits", "minmax", "fixed:LO,HI")
+
+
+def parse_input_range(text: str | None) -> str:
+    """Check an input range spec and return it in canonical form.
+
+    Parameters
+    ----------
+    text : str or None
+        ``"bits"`` (None too): the bit depth rule; ``"minmax"``: each frame stretched from its
+        own minimum to its maximum; ``"fixed:LO,HI"``: ``(x - LO) / (HI - LO)`` clipped to
+        [0, 1], ``LO < HI`` in the file's own units (e.g. raw camera counts).
+
+    Returns
+    -------
+    str
+        ``"bits"``, ``"minmax"`` or ``"fixed:LO,HI"`` with the numbers as ``%g``.
+
+    Examples
+    --------
+    >>> parse_input_range(" fixed: 7000, 9500 ")
+    'fixed:7000,9500'
+    """
+    if text is None:
+        return "bits"
+    spec = "".join(str(text).split()).lower()
+    if spec in ("bits", "minmax"):
+        return spec
+    if spec.startswith("fixed:"):
+        parts = spec[len("fixed:"):].split(",")
+        try:
+            lo, hi = (float(v) for v in parts)
+        except ValueError:
+            lo = hi = math.nan
+        if len(parts) == 2 and math.isfinite(lo) and math.isfinite(hi) and lo < hi:
+            return f"fixed:{lo:g},{hi:g}"
+        raise InputError(f"--input-range: expected fixed:LO,HI with numbers LO < HI, got {text!r}")
+    raise InputError(f"--input-range: expected one of {', '.join(INPUT_RANGES)}, got {text!r}")
+
+
+def to_float(image: np.ndarray, bit_depth: int | None = None, input_range: str | None = None) -> np.ndarray:
+    """Map an image to ``float32`` in [0, 1] by the input range rule.
 
     Parameters
     ----------
@@ -515,19 +559,38 @@ def to_float(image: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
         ``uint8``, ``uint16``, ``bool`` or float array (any shape).
     bit_depth : int, optional
         Significant bits of 16-bit data, e.g. 14 for a 14-bit camera stored in ``uint16``
-        (1 to 16; default 16, the full range). Applies to ``uint16`` data only: 8-bit data is
-        always divided by 255 and float data is used as is, so one setting serves a dataset
-        that mixes 8- and 16-bit files.
+        (1 to 16; default 16, the full range). Applies to ``uint16`` data under the ``bits``
+        rule only: 8-bit data is always divided by 255 and float data is used as is, so one
+        setting serves a dataset that mixes 8- and 16-bit files.
+    input_range : {"bits", "minmax", "fixed:LO,HI"}, optional
+        ``bits`` (default): the bit depth rule above. ``minmax``: ``(x - min) / (max - min)``
+        over the whole array (a constant array gives zeros), for raw frames whose counts fill
+        only part of their sample type. ``fixed:LO,HI``: ``(x - LO) / (HI - LO)`` clipped to
+        [0, 1]. See :func:`parse_input_range`.
 
     Returns
     -------
     out : ndarray of float32
-        ``uint8 / 255``; ``uint16 / (2**bit_depth - 1)`` clipped to [0, 1]; ``bool`` as 0/1;
-        float data unchanged (cast to float32). See :func:`bit_depth_rule`.
+        Under ``bits``: ``uint8 / 255``; ``uint16 / (2**bit_depth - 1)`` clipped to [0, 1];
+        ``bool`` as 0/1; float data unchanged (cast to float32). See :func:`input_rule`.
     """
     image = np.asarray(image)
     dt = image.dtype
     bits = _check_bit_depth(bit_depth) or 16
+    spec = parse_input_range(input_range)
+    if not (dt == np.bool_ or dt == np.uint8 or dt == np.uint16 or dt.kind == "f"):
+        raise InputError(f"image: unsupported sample type {dt} (expected uint8, uint16 or float)")
+    if spec == "minmax":
+        x = image.astype(np.float64)
+        lo = float(x.min()) if x.size else 0.0
+        span = float(x.max()) - lo if x.size else 0.0
+        if span <= 0:
+            return np.zeros(image.shape, np.float32)
+        return ((x - lo) / span).astype(np.float32)
+    if spec != "bits":
+        lo, hi = (float(v) for v in spec[len("fixed:"):].split(","))
+        out = ((image.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)
+        return np.clip(out, 0.0, 1.0, out=out)
     if dt == np.bool_:
         return image.astype(np.float32)
     if dt == np.uint8:
@@ -537,9 +600,27 @@ def to_float(image: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
         if bits < 16:
             np.clip(out, 0.0, 1.0, out=out)
         return out
-    if dt.kind == "f":
-        return image.astype(np.float32, copy=False)
-    raise InputError(f"image: unsupported sample type {dt} (expected uint8, uint16 or float)")
+    return image.astype(np.float32, copy=False)
+
+
+def input_rule(input_range: str | None = None, bit_depth: int | None = None) -> str:
+    """The input range rule of :func:`to_float` as one line, for run records and outputs.
+
+    Examples
+    --------
+    >>> input_rule("bits", 14)
+    'bits: uint8/255, uint16/(2**14-1) clipped, float as is'
+    >>> input_rule("fixed:7000,9500")
+    'fixed: (x - 7000)/(9500 - 7000) clipped to [0, 1]'
+    """
+    spec = parse_input_range(input_range)
+    if spec == "minmax":
+        return "minmax: (x - min)/(max - min) per frame"
+    if spec.startswith("fixed:"):
+        lo, hi = spec[len("fixed:"):].split(",")
+        return f"fixed: (x - {lo})/({hi} - {lo}) clipped to [0, 1]"
+    bits = _check_bit_depth(bit_depth) or 16
+    return f"bits: uint8/255, uint16/(2**{bits}-1) clipped, float as is"
 
 
 def bit_depth_rule(dtype: np.dtype | str, bit_depth: int | None = None) -> str:

@@ -18,7 +18,8 @@ returns a :class:`MethodOutput` with
 
 Classical methods run on the image's native scale (0–255 for 8-bit data, raw counts for 16-bit
 data, float data as is), as the authors' code does. CgriNet takes ``irstd.io.to_float(image,
-bit_depth)`` with the bit depth recorded in the weights' metadata unless ``bit_depth`` is given.
+bit_depth, input_range)`` with the bit depth and the input range recorded in the weights'
+metadata unless given.
 
 Specifications: ``lcm``, ``ipi``, ``nram``, ``cgrinet`` (the packaged weights, see
 :func:`default_weights`) and ``cgrinet:FILE`` (any irstd model file, safetensors).
@@ -203,6 +204,7 @@ class NetworkMethod(Method):
     weights: Path = field(default_factory=Path)
     device: str | None = None
     bit_depth: int | None = None
+    input_range: str = "bits"
     _model: Any = field(default=None, init=False, repr=False, compare=False)
     _parameters: int | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -228,7 +230,7 @@ class NetworkMethod(Method):
 
         image = _check_image(image)
         model = self.model()
-        x = to_float(image, self.bit_depth)
+        x = to_float(image, self.bit_depth, self.input_range)
         start = time.perf_counter()
         probs = predict(model, x)
         seconds = time.perf_counter() - start
@@ -247,6 +249,7 @@ def get_method(
     threshold: float | None = None,
     device: str | None = None,
     bit_depth: int | None = None,
+    input_range: str | None = None,
 ) -> Method:
     """Build a method from its specification.
 
@@ -265,6 +268,10 @@ def get_method(
         Significant bits of 16-bit input for CgriNet's ``to_float`` (default: the value
         recorded in the weights' metadata, else 16). Classical methods run on raw values and
         ignore it.
+    input_range : {"bits", "minmax", "fixed:LO,HI"}, optional
+        How CgriNet maps an image to [0, 1] (:func:`irstd.io.to_float`; default: the rule
+        recorded in the weights' metadata, else ``bits``). ``minmax`` suits raw camera frames
+        whose counts fill only part of the 16-bit range. Classical methods ignore it.
 
     Returns
     -------
@@ -311,22 +318,30 @@ def get_method(
                     "--method cgrinet: no trained weights are packaged yet; pass --weights FILE (or cgrinet:FILE)"
                 )
             label = "cgrinet"
-        from irstd.io import _check_bit_depth
+        from irstd.io import _check_bit_depth, input_rule, parse_input_range
         from irstd.models import read_weights_metadata
 
         meta = read_weights_metadata(weights)  # checks the file before any image is read
         bits = _check_bit_depth(bit_depth) if bit_depth is not None else _bit_depth_from_metadata(meta)
+        if input_range is None:
+            try:
+                rng = parse_input_range(meta.get("input_range", "bits"))
+            except InputError as exc:
+                raise InputError(f"{weights}: unusable input_range in the metadata ({exc})") from None
+        else:
+            rng = parse_input_range(input_range)
         t = 0.5 if threshold is None else threshold
         return NetworkMethod(
             name=label,
             kind="network",
             score_rule=f"sigmoid probability of CgriNet ({meta.get('model', 'CgriNet')}); "
-            f"input uint8/255, uint16/(2**{bits or 16}-1)",
+            f"input {input_rule(rng, bits)}",
             mask_rule=f"probability > {t:g}",
             threshold=t,
             weights=weights,
             device=device,
             bit_depth=bits,
+            input_range=rng,
         )
     raise InputError(
         f"--method: unknown method {spec!r} (choose from {', '.join(list_methods())}, or cgrinet:FILE)"

@@ -51,7 +51,7 @@ from safetensors.torch import save as _st_save
 
 from irstd.data import open_dataset
 from irstd.errors import InputError
-from irstd.io import sha256_file, to_float, write_bytes, write_text
+from irstd.io import parse_input_range, sha256_file, to_float, write_bytes, write_text
 from irstd.losses import create_loss
 from irstd.metrics import Evaluator
 from irstd.models import create_model, list_models, load_model, predict, read_weights_metadata, save_weights
@@ -131,6 +131,9 @@ class TrainConfig:
         instead of stopping.
     bit_depth : int, optional
         Bit depth for ``irstd.io.to_float`` of 16-bit images (None: 16).
+    input_range : {"bits", "minmax", "fixed:LO,HI"}
+        How ``irstd.io.to_float`` maps images to [0, 1] (default ``bits``); recorded in the
+        weights, so ``irstd detect`` maps frames the same way.
     pretrained_backbone : str, optional
         Weight file for the encoder, passed to ``create_model(pretrained_backbone=...)``.
     init_weights : str, optional
@@ -166,6 +169,7 @@ class TrainConfig:
     workers: int = 0
     skip_errors: bool = False
     bit_depth: int | None = None
+    input_range: str = "bits"
     pretrained_backbone: str | None = None
     init_weights: str | None = None
     out: str | None = None
@@ -256,6 +260,7 @@ def _check_config(config: TrainConfig) -> None:
     for ok, option, problem in checks:
         if not ok:
             raise InputError(f"{option}: {problem}")
+    parse_input_range(config.input_range)
     if config.val_split is not None and _is_test_split(config.val_split):
         raise InputError(
             f"--val-split {config.val_split}: refusing to validate on a test split (choosing the "
@@ -432,7 +437,8 @@ class CropDataset(torch.utils.data.Dataset):
     The randomness of one item depends only on ``(seed, epoch, position)``, not on worker state.
     """
 
-    def __init__(self, images, masks, crop: int, seed: int, positive_prob: float = 0.5, bit_depth=None, fill: float = 0.0):
+    def __init__(self, images, masks, crop: int, seed: int, positive_prob: float = 0.5, bit_depth=None, fill: float = 0.0,
+                 input_range: str = "bits"):
         self.fill = fill
         self.images = images
         self.masks = masks
@@ -440,6 +446,7 @@ class CropDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.positive_prob = positive_prob
         self.bit_depth = bit_depth
+        self.input_range = input_range
 
     def __len__(self) -> int:
         return len(self.images)
@@ -447,7 +454,7 @@ class CropDataset(torch.utils.data.Dataset):
     def __getitem__(self, key):
         index, epoch, position = key
         rng = _rng(self.seed, 0xC409, epoch, position)
-        image = to_float(self.images[index], self.bit_depth)
+        image = to_float(self.images[index], self.bit_depth, self.input_range)
         img, msk = random_crop(image, self.masks[index], self.crop, rng, self.positive_prob, self.fill)
         img, msk = augment(img, msk, rng)
         x = np.ascontiguousarray(img, dtype=np.float32)
@@ -863,7 +870,7 @@ def _input_channels(model) -> int:
     return int(model.input_mean.shape[1]) if model.input_mean.ndim == 4 else 1
 
 
-def _validate(model, source: _Source, device: torch.device, bit_depth, in_chans: int) -> dict[str, float]:
+def _validate(model, source: _Source, device: torch.device, bit_depth, input_range, in_chans: int) -> dict[str, float]:
     """Full-resolution validation: ``irstd.models.predict`` per image, the shared metrics engine."""
     evaluator = Evaluator(threshold=0.5, sweep=None, keep_per_image=False)
     was_training = model.training
@@ -871,7 +878,7 @@ def _validate(model, source: _Source, device: torch.device, bit_depth, in_chans:
     try:
         with torch.no_grad():
             for image_id, image, mask in zip(source.ids, source.images, source.masks):
-                scores = predict(model, to_float(image, bit_depth))
+                scores = predict(model, to_float(image, bit_depth, input_range))
                 evaluator.update(scores, mask, image_id=image_id)
     finally:
         model.train(was_training)
@@ -891,6 +898,7 @@ def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids,
         "input_std": repr(std),
         "input_channels": str(in_chans),
         "bit_depth_rule": f"irstd.io.to_float(bit_depth={config.bit_depth}): uint8/255, uint16/(2**{bits}-1) clipped, float as is",
+        "input_range": parse_input_range(config.input_range),
         "train_data": json.dumps(data),
         "train_split": config.split,
         "train_ids": str(len(train_ids)),
@@ -1028,7 +1036,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     if config.init_weights:  # fine-tuning keeps the normalisation the weights were trained with
         mean, std = float(model.input_mean.flatten()[0]), float(model.input_std.flatten()[0])
     else:
-        mean, std = compute_mean_std([to_float(img, config.bit_depth) for img in train_src.images])
+        mean, std = compute_mean_std([to_float(img, config.bit_depth, config.input_range) for img in train_src.images])
 
     if d.main:
         write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(run_fields=False), sort_keys=False))
@@ -1083,7 +1091,8 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    dataset = CropDataset(train_src.images, train_src.masks, config.crop, config.seed, config.positive_prob, config.bit_depth, fill=mean)
+    dataset = CropDataset(train_src.images, train_src.masks, config.crop, config.seed, config.positive_prob, config.bit_depth, fill=mean,
+                          input_range=config.input_range)
     generator = torch.Generator()
     generator.manual_seed(config.seed)
 
@@ -1208,7 +1217,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             metrics: dict[str, Any] = {}
             if d.main:
                 if val_ids and (epoch % config.val_every == 0 or epoch == config.epochs):
-                    metrics = _validate(model, val_src, device, config.bit_depth, in_chans)
+                    metrics = _validate(model, val_src, device, config.bit_depth, config.input_range, in_chans)
                 epoch_time = time.perf_counter() - epoch_start
                 row = {"epoch": epoch, "loss": f"{epoch_loss:.6f}", "lr": f"{lr:.6g}", "time_s": f"{epoch_time:.2f}"}
                 for key in ("miou", "niou", "pd", "fa"):

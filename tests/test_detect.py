@@ -6,6 +6,8 @@ import csv
 import io as _io
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -13,6 +15,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+import irstd
 from irstd import methods
 from irstd.cli.main import app
 from irstd.detect import Item, collect_inputs, detect, overlay, plan_items, plan_outputs
@@ -172,6 +175,25 @@ def test_cgrinet_with_weights(folder, weights):
     assert d["targets"] == json.loads(json.dumps(find_targets(out.mask, out.scores)))
     again = _run(folder / "img1.png", "--method", f"cgrinet:{weights}", "-f", "json", "--threshold", "0.3")
     assert _json_lines(again)[0]["targets"] == d["targets"]
+
+
+def test_input_range_for_raw_camera_counts(tmp_path):
+    """A 14-bit camera's counts (offset 7000, gain 10) fill a sliver of uint16; with
+    --input-range minmax the packaged model sees the same frame as the 8-bit one."""
+    image, _ = make_scene(np.random.default_rng(1), 128, 160)
+    u8 = np.round(image * 255).astype(np.uint8)
+    write_image(tmp_path / "frame8.png", u8)
+    write_image(tmp_path / "raw14.png", u8.astype(np.uint16) * 10 + 7000)
+    weights = Path(irstd.__file__).parent / "weights" / methods.DEFAULT_WEIGHTS_NAME
+    if not weights.is_file():
+        pytest.skip(f"no packaged weights at {weights}")
+    result = _run(tmp_path / "frame8.png", tmp_path / "raw14.png", "--weights", weights, "--input-range", "minmax",
+                  "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    eight, raw = _json_lines(result)
+    assert raw["width"] == 160 and eight["targets"] and raw["targets"] == eight["targets"]
+    for bad, needle in (("zscore", "--input-range: expected one of"), ("fixed:9,1", "LO < HI")):
+        _one_line_error(_run(tmp_path / "raw14.png", "--weights", weights, "--input-range", bad), needle)
 
 
 # -- saved files --------------------------------------------------------------------------------

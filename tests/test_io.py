@@ -168,6 +168,45 @@ def test_to_float_rules():
             io.to_float(u16, bit_depth=bad)
 
 
+def test_to_float_input_ranges():
+    raw = np.array([[7000, 8250], [9500, 7000]], np.uint16)  # a 14-bit camera's counts
+    np.testing.assert_allclose(io.to_float(raw, input_range="minmax"), [[0, 0.5], [1, 0]], atol=1e-7)
+    np.testing.assert_allclose(io.to_float(raw, bit_depth=14, input_range="minmax"), [[0, 0.5], [1, 0]], atol=1e-7)
+    np.testing.assert_allclose(io.to_float(raw, input_range="fixed:7500,8500"), [[0, 0.75], [1, 0]], atol=1e-7)
+    u8 = np.array([10, 20, 30], np.uint8)  # minmax treats every sample type alike
+    np.testing.assert_allclose(io.to_float(u8, input_range="minmax"), [0, 0.5, 1], atol=1e-7)
+    temps = np.array([21.5, 36.5, 29.0], np.float32)  # e.g. radiometric degrees Celsius
+    np.testing.assert_allclose(io.to_float(temps, input_range="minmax"), [0, 1, 0.5], atol=1e-7)
+    for flat in (np.full((3, 4), 7000, np.uint16), np.zeros((0,), np.float32)):
+        out = io.to_float(flat, input_range="minmax")
+        assert out.dtype == np.float32 and out.shape == flat.shape and not out.any()
+    assert io.to_float(raw, input_range="minmax").dtype == np.float32
+    np.testing.assert_array_equal(io.to_float(raw, input_range="bits"), io.to_float(raw))
+    np.testing.assert_array_equal(io.to_float(raw, input_range=None), io.to_float(raw))
+
+
+@pytest.mark.parametrize("text, canonical", [
+    (None, "bits"), ("bits", "bits"), (" MinMax ", "minmax"), ("fixed:7000,9500", "fixed:7000,9500"),
+    ("fixed: 0.5 , 1e3", "fixed:0.5,1000"), ("fixed:-3,2", "fixed:-3,2"),
+])
+def test_parse_input_range(text, canonical):
+    assert io.parse_input_range(text) == canonical
+
+
+@pytest.mark.parametrize("text", ["", "auto", "percentile", "fixed:", "fixed:1", "fixed:2,1", "fixed:1,1",
+                                  "fixed:a,b", "fixed:1,2,3", "fixed:nan,1", "fixed:0,inf"])
+def test_parse_input_range_refuses(text):
+    with pytest.raises(InputError, match="--input-range"):
+        io.parse_input_range(text)
+
+
+def test_input_rule_strings():
+    assert io.input_rule() == "bits: uint8/255, uint16/(2**16-1) clipped, float as is"
+    assert io.input_rule("bits", 14) == "bits: uint8/255, uint16/(2**14-1) clipped, float as is"
+    assert io.input_rule("minmax") == "minmax: (x - min)/(max - min) per frame"
+    assert io.input_rule("fixed:7000,9500") == "fixed: (x - 7000)/(9500 - 7000) clipped to [0, 1]"
+
+
 def test_bit_depth_rule_strings():
     assert io.bit_depth_rule("uint8") == "uint8 / 255 (8-bit full range)"
     assert io.bit_depth_rule(np.uint16) == "uint16 / 65535 (16-bit full range)"

@@ -88,6 +88,26 @@ def test_network_bit_depth_from_metadata(tmp_path, scene):
     np.testing.assert_allclose(out.scores, expected, atol=1e-6)
 
 
+def test_network_input_range_from_metadata_and_option(tmp_path, scene):
+    plain = save_weights(create_model("cgrinet_test"), tmp_path / "plain.safetensors")
+    stretched = save_weights(create_model("cgrinet_test"), tmp_path / "mm.safetensors", {"input_range": "minmax"})
+    assert get_method(f"cgrinet:{plain}").input_range == "bits"
+    assert get_method(f"cgrinet:{stretched}").input_range == "minmax"
+    method = get_method(f"cgrinet:{plain}", input_range="fixed:1000,9000")
+    assert method.input_range == "fixed:1000,9000" and "fixed: (x - 1000)/(9000 - 1000)" in method.score_rule
+    raw = scene[0].astype(np.uint16) * 10 + 7000  # raw counts filling a sliver of 16 bits
+    out = get_method(f"cgrinet:{stretched}").run(raw)
+    expected = predict(load_model(stretched), to_float(raw, input_range="minmax"))
+    np.testing.assert_allclose(out.scores, expected, atol=1e-6)
+    # the stretch undoes the camera's offset and gain: same map as the 8-bit frame stretched
+    np.testing.assert_allclose(out.scores, get_method(f"cgrinet:{stretched}").run(scene[0]).scores, atol=1e-5)
+    with pytest.raises(InputError, match="--input-range"):
+        get_method(f"cgrinet:{plain}", input_range="auto")
+    broken = save_weights(create_model("cgrinet_test"), tmp_path / "bad.safetensors", {"input_range": "zscore"})
+    with pytest.raises(InputError, match="bad.safetensors: unusable input_range"):
+        get_method(f"cgrinet:{broken}")
+
+
 def test_default_weights(monkeypatch, tmp_path, weights):
     monkeypatch.setattr(methods, "WEIGHTS_DIR", tmp_path / "none")
     assert methods.default_weights() is None

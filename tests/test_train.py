@@ -362,6 +362,23 @@ def test_init_weights_refuses_another_architecture(dataset, tmp_path, kw, messag
         train(config(dataset, tmp_path / "tuned", init_weights=str(first), **kw))
     assert not (tmp_path / "tuned").exists()
 
+def test_input_range_trains_on_stretched_images_and_reaches_detect(dataset, tmp_path):
+    from irstd.methods import get_method
+    from irstd.models import load_model
+
+    result = train(config(dataset, tmp_path / "run", epochs=1, input_range="MinMax"))
+    model = load_model(result.run_dir / "last.safetensors")
+    assert model.weights_metadata["input_range"] == "minmax"
+    # the input normalisation is measured on the stretched images: their mean, not the 8-bit one
+    images = [np.asarray(Image.open(p), np.float64) for p in sorted((dataset / "images").glob("*.png"))]
+    stretched = np.mean([(i - i.min()) / (i.max() - i.min()) for i in images])
+    assert abs(float(model.input_mean.flatten()[0]) - stretched) < 0.05
+    assert abs(float(model.input_mean.flatten()[0]) - np.mean(images) / 255) > 0.05
+    assert get_method(f"cgrinet:{result.run_dir / 'last.safetensors'}").input_range == "minmax"
+    with pytest.raises(InputError, match="--input-range"):
+        train(config(dataset, tmp_path / "bad", input_range="zscore"))
+
+
 def test_union_of_two_datasets_namespaces_ids(dataset, tmp_path):
     other = write_tiny_dataset(tmp_path / "other", count=6, seed=5)
     result = train(config(dataset, tmp_path / "run", epochs=1, datasets=[str(dataset), str(other)]))
@@ -389,6 +406,7 @@ def test_cli_end_to_end(tmp_path):
     model = load_model(out / "last.safetensors")
     mean = float(model.input_mean.flatten()[0])
     assert 0 < mean < 1 and "uint16/(2**16-1)" in model.weights_metadata["bit_depth_rule"]
+    assert model.weights_metadata["input_range"] == "bits"
     test_ids = set((data / "splits" / "test.txt").read_text().split())
     ids = json.loads((out / "ids.json").read_text())
     assert not {i.split("/", 1)[1] for i in ids["train"]["ids"] + ids["val"]["ids"]} & test_ids

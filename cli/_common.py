@@ -23,8 +23,9 @@ EXIT_SKIPPED = 3  # finished, but some inputs were skipped under --skip-errors
 
 #: Help of --input-range (detect, evaluate, compare).
 INPUT_RANGE_HELP = (
-    "CgriNet input mapping to [0, 1]: bits (uint8/255, uint16/(2**bit-depth - 1)), minmax (each frame "
-    "from its own min to max: raw camera counts) or fixed:LO,HI. Default: from the weights, else bits."
+    "CgriNet input mapping to [0, 1]: auto (8-bit /255; 16-bit /(2**bit-depth - 1) when --bit-depth is "
+    "given, else minmax), bits (uint8/255, uint16/(2**bit-depth - 1)), minmax (each frame from its own "
+    "min to max: raw camera counts) or fixed:LO,HI. Default: from the weights (packaged: auto)."
 )
 
 

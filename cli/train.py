@@ -102,7 +102,7 @@ def train(
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: 0)."),
     skip_errors: Optional[bool] = typer.Option(None, "--skip-errors", help="Leave out unreadable image/mask pairs (listed at the end; exit 3)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Bit depth of 16-bit images for to_float (default: 16)."),
-    input_range: Optional[str] = typer.Option(None, "--input-range", help="Input mapping to [0, 1]: bits, minmax (each image from its own min to max) or fixed:LO,HI (default: bits); recorded in the weights for detect."),
+    input_range: Optional[str] = typer.Option(None, "--input-range", help="Input mapping to [0, 1]: auto (8-bit /255, 16-bit minmax unless --bit-depth), bits, minmax (each image from its own min to max) or fixed:LO,HI (default: auto); recorded in the weights for detect."),
     pretrained_backbone: Optional[Path] = typer.Option(None, "--pretrained-backbone", help="Encoder weight file (safetensors)."),
     init_weights: Optional[str] = typer.Option(None, "--init-weights", help="Fine-tune: start from this irstd model file ('packaged': the shipped weights); architecture and input normalisation come from it, --model may be left out."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. a run's config.yaml); options given here override it."),

@@ -510,7 +510,7 @@ def _check_bit_depth(bit_depth: int | None) -> int | None:
     return int(bit_depth)
 
 
-INPUT_RANGES = ("bits", "minmax", "fixed:LO,HI")
+INPUT_RANGES = ("auto", "bits", "minmax", "fixed:LO,HI")
 
 
 def parse_input_range(text: str | None) -> str:
@@ -521,12 +521,14 @@ def parse_input_range(text: str | None) -> str:
     text : str or None
         ``"bits"`` (None too): the bit depth rule; ``"minmax"``: each frame stretched from its
         own minimum to its maximum; ``"fixed:LO,HI"``: ``(x - LO) / (HI - LO)`` clipped to
-        [0, 1], ``LO < HI`` in the file's own units (e.g. raw camera counts).
+        [0, 1], ``LO < HI`` in the file's own units (e.g. raw camera counts); ``"auto"``: per
+        frame, ``bits`` where the sample type says the scale and ``minmax`` where it does not
+        (see :func:`to_float`).
 
     Returns
     -------
     str
-        ``"bits"``, ``"minmax"`` or ``"fixed:LO,HI"`` with the numbers as ``%g``.
+        ``"auto"``, ``"bits"``, ``"minmax"`` or ``"fixed:LO,HI"`` with the numbers as ``%g``.
 
     Examples
     --------
@@ -536,7 +538,7 @@ def parse_input_range(text: str | None) -> str:
     if text is None:
         return "bits"
     spec = "".join(str(text).split()).lower()
-    if spec in ("bits", "minmax"):
+    if spec in ("auto", "bits", "minmax"):
         return spec
     if spec.startswith("fixed:"):
         parts = spec[len("fixed:"):].split(",")
@@ -562,11 +564,14 @@ def to_float(image: np.ndarray, bit_depth: int | None = None, input_range: str |
         (1 to 16; default 16, the full range). Applies to ``uint16`` data under the ``bits``
         rule only: 8-bit data is always divided by 255 and float data is used as is, so one
         setting serves a dataset that mixes 8- and 16-bit files.
-    input_range : {"bits", "minmax", "fixed:LO,HI"}, optional
+    input_range : {"bits", "auto", "minmax", "fixed:LO,HI"}, optional
         ``bits`` (default): the bit depth rule above. ``minmax``: ``(x - min) / (max - min)``
         over the whole array (a constant array gives zeros), for raw frames whose counts fill
         only part of their sample type. ``fixed:LO,HI``: ``(x - LO) / (HI - LO)`` clipped to
-        [0, 1]. See :func:`parse_input_range`.
+        [0, 1]. ``auto`` (the command line's default): ``bits`` for ``bool`` and ``uint8``
+        data, for ``uint16`` data when ``bit_depth`` is given and for float data within
+        [0, 1]; ``minmax`` otherwise (16-bit counts of unstated depth, radiometric floats).
+        See :func:`parse_input_range`.
 
     Returns
     -------
@@ -580,6 +585,8 @@ def to_float(image: np.ndarray, bit_depth: int | None = None, input_range: str |
     spec = parse_input_range(input_range)
     if not (dt == np.bool_ or dt == np.uint8 or dt == np.uint16 or dt.kind == "f"):
         raise InputError(f"image: unsupported sample type {dt} (expected uint8, uint16 or float)")
+    if spec == "auto":
+        spec = "bits" if _scale_is_known(image, bit_depth) else "minmax"
     if spec == "minmax":
         x = image.astype(np.float64)
         lo = float(x.min()) if x.size else 0.0
@@ -603,6 +610,16 @@ def to_float(image: np.ndarray, bit_depth: int | None = None, input_range: str |
     return image.astype(np.float32, copy=False)
 
 
+def _scale_is_known(image: np.ndarray, bit_depth: int | None) -> bool:
+    """Whether ``auto`` maps ``image`` by the bit depth rule (else per-frame min-max)."""
+    dt = image.dtype
+    if dt == np.bool_ or dt == np.uint8:
+        return True
+    if dt == np.uint16:
+        return bit_depth is not None
+    return image.size == 0 or (float(image.min()) >= 0.0 and float(image.max()) <= 1.0)
+
+
 def input_rule(input_range: str | None = None, bit_depth: int | None = None) -> str:
     """The input range rule of :func:`to_float` as one line, for run records and outputs.
 
@@ -614,6 +631,13 @@ def input_rule(input_range: str | None = None, bit_depth: int | None = None) -> 
     'fixed: (x - 7000)/(9500 - 7000) clipped to [0, 1]'
     """
     spec = parse_input_range(input_range)
+    if spec == "auto":
+        stretch = "(x - min)/(max - min) per frame"
+        if bit_depth is None:
+            rest = f"uint16 and float outside [0, 1]: {stretch}"
+        else:
+            rest = f"uint16/(2**{_check_bit_depth(bit_depth)}-1) clipped; float outside [0, 1]: {stretch}"
+        return f"auto: uint8/255; {rest}; float in [0, 1] as is"
     if spec == "minmax":
         return "minmax: (x - min)/(max - min) per frame"
     if spec.startswith("fixed:"):

@@ -268,10 +268,11 @@ def get_method(
         Significant bits of 16-bit input for CgriNet's ``to_float`` (default: the value
         recorded in the weights' metadata, else 16). Classical methods run on raw values and
         ignore it.
-    input_range : {"bits", "minmax", "fixed:LO,HI"}, optional
+    input_range : {"auto", "bits", "minmax", "fixed:LO,HI"}, optional
         How CgriNet maps an image to [0, 1] (:func:`irstd.io.to_float`; default: the rule
-        recorded in the weights' metadata, else ``bits``). ``minmax`` suits raw camera frames
-        whose counts fill only part of the 16-bit range. Classical methods ignore it.
+        recorded in the weights' metadata, ``bits`` for weights that predate it). ``minmax``
+        (and ``auto`` for 16-bit data of unstated bit depth) suits raw camera frames whose
+        counts fill only part of the 16-bit range. Classical methods ignore it.
 
     Returns
     -------

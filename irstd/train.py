@@ -131,9 +131,10 @@ class TrainConfig:
         instead of stopping.
     bit_depth : int, optional
         Bit depth for ``irstd.io.to_float`` of 16-bit images (None: 16).
-    input_range : {"bits", "minmax", "fixed:LO,HI"}
-        How ``irstd.io.to_float`` maps images to [0, 1] (default ``bits``); recorded in the
-        weights, so ``irstd detect`` maps frames the same way.
+    input_range : {"auto", "bits", "minmax", "fixed:LO,HI"}
+        How ``irstd.io.to_float`` maps images to [0, 1] (default ``auto``: the bit depth rule
+        for 8-bit images, per-image min-max for 16-bit ones unless ``bit_depth`` is given);
+        recorded in the weights, so ``irstd detect`` maps frames the same way.
     pretrained_backbone : str, optional
         Weight file for the encoder, passed to ``create_model(pretrained_backbone=...)``.
     init_weights : str, optional
@@ -169,7 +170,7 @@ class TrainConfig:
     workers: int = 0
     skip_errors: bool = False
     bit_depth: int | None = None
-    input_range: str = "bits"
+    input_range: str = "auto"
     pretrained_backbone: str | None = None
     init_weights: str | None = None
     out: str | None = None

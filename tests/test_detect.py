@@ -178,8 +178,8 @@ def test_cgrinet_with_weights(folder, weights):
 
 
 def test_input_range_for_raw_camera_counts(tmp_path):
-    """A 14-bit camera's counts (offset 7000, gain 10) fill a sliver of uint16; with
-    --input-range minmax the packaged model sees the same frame as the 8-bit one."""
+    """A 14-bit camera's counts (offset 7000, gain 10) fill a sliver of uint16; the packaged
+    model's input range (auto) stretches them, so it sees the same frame as the 8-bit one."""
     image, _ = make_scene(np.random.default_rng(1), 128, 160)
     u8 = np.round(image * 255).astype(np.uint8)
     write_image(tmp_path / "frame8.png", u8)
@@ -187,11 +187,14 @@ def test_input_range_for_raw_camera_counts(tmp_path):
     weights = Path(irstd.__file__).parent / "weights" / methods.DEFAULT_WEIGHTS_NAME
     if not weights.is_file():
         pytest.skip(f"no packaged weights at {weights}")
-    result = _run(tmp_path / "frame8.png", tmp_path / "raw14.png", "--weights", weights, "--input-range", "minmax",
-                  "-f", "json")
+    stretched = _run(tmp_path / "frame8.png", "--weights", weights, "--input-range", "minmax", "-f", "json")
+    assert stretched.exit_code == 0, stretched.stderr
+    result = _run(tmp_path / "raw14.png", "--weights", weights, "-f", "json")
     assert result.exit_code == 0, result.stderr
-    eight, raw = _json_lines(result)
+    (eight,), (raw,) = _json_lines(stretched), _json_lines(result)
     assert raw["width"] == 160 and eight["targets"] and raw["targets"] == eight["targets"]
+    dim = _run(tmp_path / "raw14.png", "--weights", weights, "--input-range", "bits", "-f", "json")
+    assert dim.exit_code == 0 and _json_lines(dim)[0]["targets"] != raw["targets"]
     for bad, needle in (("zscore", "--input-range: expected one of"), ("fixed:9,1", "LO < HI")):
         _one_line_error(_run(tmp_path / "raw14.png", "--weights", weights, "--input-range", bad), needle)
 

@@ -185,15 +185,28 @@ def test_to_float_input_ranges():
     np.testing.assert_array_equal(io.to_float(raw, input_range=None), io.to_float(raw))
 
 
+def test_to_float_auto_picks_the_rule_per_sample_type():
+    u8 = np.array([10, 20, 30], np.uint8)
+    raw = np.array([7000, 8250, 9500], np.uint16)
+    unit = np.array([0.25, 0.5], np.float32)
+    temps = np.array([21.5, 36.5, 29.0], np.float32)
+    np.testing.assert_array_equal(io.to_float(u8, input_range="auto"), io.to_float(u8))  # trained on 8-bit
+    np.testing.assert_allclose(io.to_float(raw, input_range="auto"), [0, 0.5, 1], atol=1e-7)  # stretched
+    np.testing.assert_array_equal(io.to_float(raw, 14, "auto"), io.to_float(raw, 14))  # stated depth
+    np.testing.assert_array_equal(io.to_float(unit, input_range="auto"), unit)
+    np.testing.assert_allclose(io.to_float(temps, input_range="auto"), [0, 1, 0.5], atol=1e-7)
+    assert not io.to_float(np.full((2, 2), 9000, np.uint16), input_range="auto").any()
+
+
 @pytest.mark.parametrize("text, canonical", [
-    (None, "bits"), ("bits", "bits"), (" MinMax ", "minmax"), ("fixed:7000,9500", "fixed:7000,9500"),
+    (None, "bits"), ("bits", "bits"), ("AUTO", "auto"), (" MinMax ", "minmax"), ("fixed:7000,9500", "fixed:7000,9500"),
     ("fixed: 0.5 , 1e3", "fixed:0.5,1000"), ("fixed:-3,2", "fixed:-3,2"),
 ])
 def test_parse_input_range(text, canonical):
     assert io.parse_input_range(text) == canonical
 
 
-@pytest.mark.parametrize("text", ["", "auto", "percentile", "fixed:", "fixed:1", "fixed:2,1", "fixed:1,1",
+@pytest.mark.parametrize("text", ["", "automatic", "percentile", "fixed:", "fixed:1", "fixed:2,1", "fixed:1,1",
                                   "fixed:a,b", "fixed:1,2,3", "fixed:nan,1", "fixed:0,inf"])
 def test_parse_input_range_refuses(text):
     with pytest.raises(InputError, match="--input-range"):
@@ -205,6 +218,8 @@ def test_input_rule_strings():
     assert io.input_rule("bits", 14) == "bits: uint8/255, uint16/(2**14-1) clipped, float as is"
     assert io.input_rule("minmax") == "minmax: (x - min)/(max - min) per frame"
     assert io.input_rule("fixed:7000,9500") == "fixed: (x - 7000)/(9500 - 7000) clipped to [0, 1]"
+    assert io.input_rule("auto").startswith("auto: uint8/255; uint16 and float outside [0, 1]: (x - min)")
+    assert "uint16/(2**14-1) clipped" in io.input_rule("auto", 14)
 
 
 def test_bit_depth_rule_strings():

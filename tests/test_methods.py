@@ -102,7 +102,8 @@ def test_network_input_range_from_metadata_and_option(tmp_path, scene):
     # the stretch undoes the camera's offset and gain: same map as the 8-bit frame stretched
     np.testing.assert_allclose(out.scores, get_method(f"cgrinet:{stretched}").run(scene[0]).scores, atol=1e-5)
     with pytest.raises(InputError, match="--input-range"):
-        get_method(f"cgrinet:{plain}", input_range="auto")
+        get_method(f"cgrinet:{plain}", input_range="automatic")
+    assert get_method("cgrinet").input_range == "auto"  # the packaged weights
     broken = save_weights(create_model("cgrinet_test"), tmp_path / "bad.safetensors", {"input_range": "zscore"})
     with pytest.raises(InputError, match="bad.safetensors: unusable input_range"):
         get_method(f"cgrinet:{broken}")

@@ -406,7 +406,8 @@ def test_cli_end_to_end(tmp_path):
     model = load_model(out / "last.safetensors")
     mean = float(model.input_mean.flatten()[0])
     assert 0 < mean < 1 and "uint16/(2**16-1)" in model.weights_metadata["bit_depth_rule"]
-    assert model.weights_metadata["input_range"] == "bits"
+    assert model.weights_metadata["input_range"] == "auto"  # 16-bit data: stretched per image
+    assert abs(mean - 0.5) < 0.4
     test_ids = set((data / "splits" / "test.txt").read_text().split())
     ids = json.loads((out / "ids.json").read_text())
     assert not {i.split("/", 1)[1] for i in ids["train"]["ids"] + ids["val"]["ids"]} & test_ids

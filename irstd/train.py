@@ -229,7 +229,8 @@ def resolve_config(config_file: str | os.PathLike | None = None, **overrides: An
     if given.get("resume") and given.get("out"):
         saved = Path(given["out"]) / "config.yaml"
         if saved.is_file():
-            values = {**load_config(saved), **values}
+            # a run saved before input_range existed was trained by the bit depth rule
+            values = {"input_range": "bits", **load_config(saved), **values}
     for key in ("datasets", "ablation"):
         if key in given and isinstance(given[key], (list, tuple)) and not given[key]:
             del given[key]  # an empty repeated option means "not given"
@@ -955,6 +956,7 @@ def train(
         datasets=[str(Path(p).resolve()) for p in config.datasets],
         pretrained_backbone=str(Path(config.pretrained_backbone).resolve()) if config.pretrained_backbone else None,
         init_weights=_resolve_init_weights(config.init_weights),
+        input_range=parse_input_range(config.input_range),
     )
     if config.init_weights:
         config = dataclasses.replace(config, model=_init_model_name(config))
@@ -1317,7 +1319,7 @@ def _build_model(config: TrainConfig):
 
 
 def _check_resume(config: TrainConfig, state: dict[str, Any], d: _Dist) -> None:
-    saved = state["config"]
+    saved = {"input_range": "bits", **state["config"]}  # runs from before input_range: bits
     now = config.to_dict(run_fields=False)
     changed = [k for k in now if k not in RESUMABLE_FIELDS and k in saved and _norm(saved[k]) != _norm(now[k])]
     if changed:

@@ -243,6 +243,26 @@ def test_resume_refuses_incompatible_changes_and_allows_more_epochs(dataset, tmp
         train(config(dataset, tmp_path / "run"))
 
 
+def test_resume_keeps_the_input_range_of_runs_saved_before_it_existed(dataset, tmp_path):
+    import yaml
+
+    run = tmp_path / "run"
+    train(config(dataset, run, epochs=1))
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved.pop("input_range") == "auto"
+    (run / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    from irstd.train import save_state
+
+    state = load_state(run / "state.safetensors")
+    del state["config"]["input_range"]
+    save_state(run / "state.safetensors", state)
+    more = resolve_config(None, out=str(run), resume=True, epochs=2)
+    assert more.input_range == "bits"  # how the old run was trained
+    assert train(more).epochs_done == 2
+    with pytest.raises(InputError, match="input_range: 'bits' -> 'minmax'"):
+        train(resolve_config(None, out=str(run), resume=True, epochs=3, input_range="minmax"))
+
+
 def test_validation_never_reads_test_ids(dataset, tmp_path, monkeypatch):
     from irstd import data as irstd_data
 

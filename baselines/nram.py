@@ -89,6 +89,7 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
     stop = "max_iter"
     it = 0
     expected = 1
+    basis = None  # eigenvectors of the last B-step, to start the next one from
     for it in range(1, max_iter + 1):
         inv_mu = 1.0 / mu
         shrink = beta * inv_mu
@@ -99,12 +100,17 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
         lower = (1.0 + gamma) / (gamma * mu)
         nz = np.flatnonzero(sig)
         need = int(nz[-1]) + 1 if nz.size else 0
-        w, v = _linalg.eig_above(mtx, lower * lower, min_count=need, expected=expected)
+        found = None if basis is None else _linalg.eig_above_warm(mtx, lower * lower, basis, min_count=need)
+        if found is None:
+            found = _linalg.eig_above(mtx, lower * lower, min_count=need, expected=expected)
+        w, v = found
         del mtx
         s_sub = np.sqrt(np.maximum(w, 0.0))
         sig = _dc(s_sub, sig, mu, gamma)
         keep = np.flatnonzero(sig[:len(s_sub)] > 0)
         expected = len(keep) + 1
+        # next time: the pairs above this threshold or still carrying a value
+        basis = v[:, :max(int(np.count_nonzero(w > lower * lower)), int(keep[-1]) + 1 if keep.size else 0)]
         _linalg.low_rank(G, right, v[:, keep], s_sub[keep], sig[keep], out=B)
         # --- T-, E- and multiplier steps, then the next G_B, fused over row blocks
         zz = 0.0

@@ -199,6 +199,56 @@ def test_nram_fast_equals_straightforward_random():
             np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-8 * np.abs(slow).max())
 
 
+def _gapped_psd(rng, n=120, k=7, tail=1e-6):
+    """PSD matrix with k eigenvalues in 5..50 and the rest at most `tail` (NRAM's Gram shape)."""
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    w = np.concatenate([np.sort(rng.uniform(5, 50, k))[::-1], rng.uniform(0, tail, n - k)])
+    return (q * w) @ q.T, w, q
+
+
+def test_eig_above_warm_matches_lapack_from_a_rotated_basis():
+    from scipy import linalg
+
+    from irstd.baselines import _linalg
+
+    rng = np.random.default_rng(4)
+    mtx, w, q = _gapped_psd(rng)
+    start, _ = np.linalg.qr(q[:, :7] + 1e-2 * rng.normal(size=(120, 7)))  # last iteration's vectors
+    got = _linalg.eig_above_warm(mtx, 1.0, start)
+    assert got is not None
+    theta, v = got
+    ref_w, ref_v = linalg.eigh(mtx, subset_by_value=(1.0, np.inf))
+    np.testing.assert_allclose(theta, ref_w[::-1], rtol=1e-13)
+    np.testing.assert_allclose(v @ v.T, ref_v @ ref_v.T, atol=1e-13)  # same invariant subspace
+
+
+def test_eig_above_warm_refuses_what_it_cannot_certify():
+    from irstd.baselines import _linalg
+
+    rng = np.random.default_rng(5)
+    mtx, w, q = _gapped_psd(rng)
+    assert _linalg.eig_above_warm(mtx, 1.0, q[:, :6]) is None  # the 7th pair (> 1) lies outside
+    assert _linalg.eig_above_warm(mtx, 1.0, q[:, :7], min_count=8) is None
+    flat, _, q2 = _gapped_psd(rng, tail=0.9)  # no gap: the tail sum exceeds the threshold
+    assert _linalg.eig_above_warm(flat, 1.0, q2[:, :7]) is None
+    assert _linalg.eig_above_warm(mtx, 1.0, q[:, :0]) is None
+
+
+def test_nram_warm_eigenvectors_give_the_cold_map(monkeypatch):
+    from irstd.baselines import _linalg
+
+    img = _scene(110, 120, seed=2) + np.random.default_rng(3).normal(0, 3, (110, 120))
+    calls = []
+    warm = _linalg.eig_above_warm
+    monkeypatch.setattr(_linalg, "eig_above_warm", lambda *a, **k: calls.append(warm(*a, **k)) or calls[-1])
+    fast, _, info = nram_decompose(img)
+    assert len(calls) == info["iterations"] - 1 and all(c is not None for c in calls)
+    monkeypatch.setattr(_linalg, "eig_above_warm", lambda *a, **k: None)  # LAPACK every iteration
+    cold, _, cold_info = nram_decompose(img)
+    assert cold_info["iterations"] == info["iterations"]
+    np.testing.assert_allclose(fast, cold, rtol=0, atol=1e-10 * np.abs(cold).max())
+
+
 @pytest.mark.parametrize("method", ["ipi", "nram"])
 def test_more_patches_than_patch_pixels_equals_straightforward(method):
     # 8x8 patches with step 4: 64 rows, several hundred patches, so the Gram matrix is taken

@@ -62,8 +62,9 @@ def eig_above_warm(mtx: np.ndarray, lower: float, basis: np.ndarray, min_count: 
     level. Each round is a Rayleigh–Ritz step on ``mtx @ Q``. Accepted only when (a) every Ritz
     pair's residual ``‖mtx v − θ v‖`` is within ``64 ε θ_max`` (LAPACK's own eigenpairs reach
     ~2–5 ε θ_max) in two rounds running — the second takes the vectors from that bound to
-    rounding level, so NRAM's maps stay within ~1e-11 of the LAPACK path's — and (b) no eigenvalue outside the ``m`` returned ones can exceed ``lower``:
-    by Ky Fan's inequality the Ritz values satisfy ``Σθ ≤ Σ_{i≤m} λ_i``, so for a PSD matrix
+    rounding level, so NRAM's maps stay within ~1e-11 of the LAPACK path's — and (b) no
+    eigenvalue outside the ``m`` returned ones can exceed ``lower``: by Ky Fan's inequality the
+    Ritz values satisfy ``Σθ ≤ Σ_{i≤m} λ_i``, so for a PSD matrix
     ``trace − Σθ ≥ Σ_{i>m} λ_i ≥ λ_{m+1}`` and that bound must lie below ``lower``.
 
     Returns

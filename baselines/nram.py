@@ -109,8 +109,9 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
         sig = _dc(s_sub, sig, mu, gamma)
         keep = np.flatnonzero(sig[:len(s_sub)] > 0)
         expected = len(keep) + 1
-        # next time: the pairs above this threshold or still carrying a value
-        basis = v[:, :max(int(np.count_nonzero(w > lower * lower)), int(keep[-1]) + 1 if keep.size else 0)]
+        # next time start from the pairs above this threshold or still carrying a value
+        above = int(np.count_nonzero(w > lower * lower))
+        basis = v[:, :max(above, int(keep[-1]) + 1 if keep.size else 0)]
         _linalg.low_rank(G, right, v[:, keep], s_sub[keep], sig[keep], out=B)
         # --- T-, E- and multiplier steps, then the next G_B, fused over row blocks
         zz = 0.0

@@ -21,7 +21,9 @@ raises :class:`irstd.errors.InputError` with a one-line message naming the file.
 
 :func:`to_float` maps an image to ``float32`` in [0, 1] by the *input range* rule: ``bits``
 (the default, the *bit depth rule*: ``uint8 / 255``, ``uint16 / (2**bit_depth - 1)`` clipped,
-float as is), ``minmax`` (each frame from its minimum to its maximum) or ``fixed:LO,HI``;
+float as is), ``minmax`` (each frame from its minimum to its maximum), ``fixed:LO,HI``, or
+``auto`` (``bits`` where the sample type states the scale, ``minmax`` for 16-bit data of unstated
+bit depth and for float data outside [0, 1]);
 :func:`bit_depth_rule` and :func:`input_rule` state the rules as strings for run records.
 
 Writing
@@ -589,11 +591,10 @@ def to_float(image: np.ndarray, bit_depth: int | None = None, input_range: str |
         spec = "bits" if _scale_is_known(image, bit_depth) else "minmax"
     if spec == "minmax":
         x = image.astype(np.float64)
-        lo = float(x.min()) if x.size else 0.0
-        span = float(x.max()) - lo if x.size else 0.0
-        if span <= 0:
+        lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if hi <= lo:
             return np.zeros(image.shape, np.float32)
-        return ((x - lo) / span).astype(np.float32)
+        return ((x - lo) / (hi - lo)).astype(np.float32)
     if spec != "bits":
         lo, hi = (float(v) for v in spec[len("fixed:"):].split(","))
         out = ((image.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)

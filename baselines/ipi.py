@@ -165,12 +165,14 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
 
 def ipi_decompose(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
                   lambda_rule: str = "image", tol: float = 1e-6, max_iter: int = 1000,
-                  rank_ratio: float | None = 0.3, reconstruction: str = "median"):
+                  rank_ratio: float | None = 0.3, reconstruction: str = "median", *,
+                  background: bool = True):
     """IPI decomposition returning ``(target, background, info)``.
 
     Same parameters as :func:`ipi`; ``info`` is a dict with ``iterations``, ``rank``, ``stop``
     (``"rank_ratio"``, ``"rank_stable"``, ``"tol"``, ``"max_iter"`` or ``"constant"``),
-    ``patches`` and ``lam``.
+    ``patches`` and ``lam``. ``background=False`` skips rebuilding the background (returned as
+    ``None``; :func:`ipi` does so, saving a second median reconstruction).
     """
     img = as_float_image(image)
     _patches.check_patch_args(img.shape, patch_size, step)
@@ -185,13 +187,13 @@ def ipi_decompose(image, patch_size: int = 50, step: int = 10, lam: float | None
     info = {"patches": D.shape[1], "lam": lam_v}
     if Dn is None:  # constant image: nothing to separate
         info.update(iterations=0, rank=0, stop="constant")
-        return np.zeros(img.shape), np.zeros(img.shape), info
+        return np.zeros(img.shape), np.zeros(img.shape) if background else None, info
     res = apg_rpca(Dn, lam_v, tol=tol, max_iter=max_iter, rank_ratio=rank_ratio)
     info.update(iterations=res.iterations, rank=res.rank, stop=res.stop)
     target = _patches.reconstruct(res.E, img.shape, patch_size, step, "ipi", reconstruction)
-    background = _patches.reconstruct(res.A, img.shape, patch_size, step, "ipi",
-                                      reconstruction)
-    return target, background, info
+    if not background:
+        return target, None, info
+    return target, _patches.reconstruct(res.A, img.shape, patch_size, step, "ipi", reconstruction), info
 
 
 def ipi(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
@@ -269,4 +271,4 @@ def ipi(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
     """
     return ipi_decompose(image, patch_size=patch_size, step=step, lam=lam,
                          lambda_rule=lambda_rule, tol=tol, max_iter=max_iter,
-                         rank_ratio=rank_ratio, reconstruction=reconstruction)[0]
+                         rank_ratio=rank_ratio, reconstruction=reconstruction, background=False)[0]

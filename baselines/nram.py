@@ -40,11 +40,12 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
                    mu0: float | None = None, rho: float = 1.1, gamma: float = 2e-3,
                    beta: float | None = None, C: float | None = None, weight_eps: float = 0.04,
                    tol: float = 1e-7, max_iter: int = 1000, threshold: str = "asymmetric",
-                   reconstruction: str = "last"):
+                   reconstruction: str = "last", *, background: bool = True):
     """NRAM decomposition returning ``(target, background, info)``.
 
     Same parameters as :func:`nram`; the background is ``B + E`` rebuilt the same way, ``info``
-    holds ``iterations``, ``rank`` (of ``B``), ``stop`` and ``patches``.
+    holds ``iterations``, ``rank`` (of ``B``), ``stop`` and ``patches``. ``background=False``
+    skips the background (returned as ``None``), as :func:`nram` does.
     """
     img = as_float_image(image)
     _patches.check_patch_args(img.shape, patch_size, step)
@@ -62,7 +63,7 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
     del D0
     if X is None:
         info.update(iterations=0, rank=0, stop="constant")
-        return np.zeros(img.shape), np.zeros(img.shape), info
+        return np.zeros(img.shape), np.zeros(img.shape) if background else None, info
     lam = 1.0 / math.sqrt(min(m, n)) if lam is None else float(lam)
     mu = 3.0 * math.sqrt(max(m, n)) if mu0 is None else float(mu0)
     beta = 3.0 / math.sqrt(min(m, n)) if beta is None else float(beta)
@@ -162,12 +163,11 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
         if err < tol:
             stop = "tol"
             break
-    T, B, E = T.T, B.T, E.T
     info.update(iterations=it, rank=int(np.count_nonzero(sig)), stop=stop)
-    target = _patches.reconstruct(T, img.shape, patch_size, step, "nram", reconstruction)
-    background = _patches.reconstruct(B + E, img.shape, patch_size, step, "nram",
-                                      reconstruction)
-    return target, background, info
+    target = _patches.reconstruct(T.T, img.shape, patch_size, step, "nram", reconstruction)
+    if not background:
+        return target, None, info
+    return target, _patches.reconstruct((B + E).T, img.shape, patch_size, step, "nram", reconstruction), info
 
 
 def nram(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
@@ -252,4 +252,4 @@ def nram(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
     return nram_decompose(image, patch_size=patch_size, step=step, lam=lam, mu0=mu0, rho=rho,
                           gamma=gamma, beta=beta, C=C, weight_eps=weight_eps, tol=tol,
                           max_iter=max_iter, threshold=threshold,
-                          reconstruction=reconstruction)[0]
+                          reconstruction=reconstruction, background=False)[0]

@@ -199,6 +199,16 @@ def test_nram_fast_equals_straightforward_random():
             np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-8 * np.abs(slow).max())
 
 
+@pytest.mark.parametrize("decompose", [ipi_decompose, nram_decompose])
+def test_decompose_without_background_gives_the_same_target(decompose):
+    img = _scene(90, 100, seed=6)
+    target, background, info = decompose(img)
+    alone, none, info_alone = decompose(img, background=False)
+    assert none is None and background.shape == img.shape and info_alone == info
+    np.testing.assert_array_equal(alone, target)
+    assert decompose(np.full((60, 60), 7.0), background=False)[1] is None
+
+
 def _gapped_psd(rng, n=120, k=7, tail=1e-6):
     """PSD matrix with k eigenvalues in 5..50 and the rest at most `tail` (NRAM's Gram shape)."""
     q, _ = np.linalg.qr(rng.normal(size=(n, n)))

@@ -81,21 +81,22 @@ def check(
 def info(
     files: list[Path] = typer.Argument(..., help="Image files (PNG, TIFF, JPEG, BMP)."),
     bit_depth: int = typer.Option(None, "--bit-depth", help="Significant bits of 16-bit data (e.g. 14)."),
+    input_range: str = typer.Option("auto", "--input-range", help="CgriNet's input mapping to show (auto, bits, minmax, fixed:LO,HI; default auto, the packaged weights' rule)."),
     as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON on stdout."),
 ) -> None:
-    """Show how irstd reads image files: size, frames, sample type, value range, bit depth rule.
+    """Show how irstd reads image files: size, frames, sample type, value range, and how CgriNet maps them to [0, 1].
 
     Exit status 2 with a one-line message at the first file that cannot be read.
     """
     from irstd.io import image_facts
 
-    rows = [image_facts(f, bit_depth=bit_depth) for f in files]
+    rows = [image_facts(f, bit_depth=bit_depth, input_range=input_range) for f in files]
     table = Table(title_justify="left")
     for col in ("file", "format", "W x H", "frames", "type", "min..max", "to [0, 1]"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["path"], r["format"], f"{r['width']} x {r['height']}", str(r["frames"]), r["dtype"],
-                      f"{r['min']:g}..{r['max']:g}", r["bit_depth_rule"])
+                      f"{r['min']:g}..{r['max']:g}", r["input_rule"])
     console.print(table)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

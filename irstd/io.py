@@ -486,11 +486,23 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
     return {"width": w, "height": h, "dtype": dtype, "frames": frames, "format": fmt, "colour": colour}
 
 
-def image_facts(path: str | os.PathLike, bit_depth: int | None = None) -> dict[str, Any]:
-    """What :func:`read_image` makes of a file: size, frames, type, value range of frame 0 and the
-    bit depth rule of :func:`to_float` (decodes the first frame)."""
+def image_facts(path: str | os.PathLike, bit_depth: int | None = None,
+                input_range: str | None = "auto") -> dict[str, Any]:
+    """What :func:`read_image` makes of a file: size, frames, type, value range of frame 0, the
+    bit depth rule and how :func:`to_float` maps frame 0 under ``input_range`` (default ``auto``,
+    CgriNet's packaged default) as ``input_rule`` (decodes the first frame)."""
+    spec = parse_input_range(input_range)
     info = image_info(path)
     image = read_image(path)
+    if spec == "auto":
+        spec = "bits" if _scale_is_known(image, bit_depth) else "minmax"
+    lo, hi = (float(np.nanmin(image)), float(np.nanmax(image))) if image.size else (0.0, 0.0)
+    if spec == "bits":
+        rule = bit_depth_rule(image.dtype, bit_depth)
+    elif spec == "minmax":
+        rule = f"minmax: (x - {lo:g})/({hi:g} - {lo:g})" if hi > lo else "minmax: constant frame -> 0"
+    else:
+        rule = input_rule(spec)
     return {
         "path": str(path),
         "format": info["format"],
@@ -501,6 +513,8 @@ def image_facts(path: str | os.PathLike, bit_depth: int | None = None) -> dict[s
         "min": float(np.nanmin(image)) if image.dtype.kind == "f" else int(image.min()),
         "max": float(np.nanmax(image)) if image.dtype.kind == "f" else int(image.max()),
         "bit_depth_rule": bit_depth_rule(image.dtype, bit_depth),
+        "input_range": parse_input_range(input_range),
+        "input_rule": rule,
     }
 
 

@@ -123,6 +123,27 @@ def test_info_reads_8_and_16_bit(tmp_path):
     assert (a["dtype"], a["width"], a["height"], a["max"]) == ("uint16", 6, 5, 4000)
     assert a["bit_depth_rule"] == "uint16 / 16383 (14-bit), clipped to [0, 1]"
     assert (b["dtype"], b["bit_depth_rule"]) == ("uint8", "uint8 / 255 (8-bit full range)")
+    # how CgriNet maps them: auto with a stated bit depth keeps the bit depth rule ...
+    assert (a["input_range"], a["input_rule"]) == ("auto", a["bit_depth_rule"])
+    assert b["input_rule"] == b["bit_depth_rule"]
+
+
+def test_info_shows_the_input_range_cgrinet_applies(tmp_path):
+    import cv2
+
+    raw = np.full((5, 6), 7000, np.uint16)
+    raw[2, 3] = 9550
+    cv2.imwrite(str(tmp_path / "raw.png"), raw)
+    cv2.imwrite(str(tmp_path / "flat.png"), np.full((5, 6), 7000, np.uint16))
+    result = run("data", "info", tmp_path / "raw.png", tmp_path / "flat.png", "--json")
+    assert result.exit_code == 0, result.output
+    raw_facts, flat = json.loads(result.stdout)
+    assert raw_facts["input_rule"] == "minmax: (x - 7000)/(9550 - 7000)"  # 16-bit of unstated depth
+    assert flat["input_rule"] == "minmax: constant frame -> 0"
+    fixed = json.loads(run("data", "info", tmp_path / "raw.png", "--input-range", "fixed:0,1e4", "--json").stdout)
+    assert fixed[0]["input_rule"] == "fixed: (x - 0)/(10000 - 0) clipped to [0, 1]"
+    bad = run("data", "info", tmp_path / "raw.png", "--input-range", "zscore")
+    assert bad.exit_code == 2 and "--input-range" in bad.output
 
 
 def _bad(tmp_path, kind):

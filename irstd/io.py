@@ -494,8 +494,7 @@ def image_facts(path: str | os.PathLike, bit_depth: int | None = None,
     spec = parse_input_range(input_range)
     info = image_info(path)
     image = read_image(path)
-    if spec == "auto":
-        spec = "bits" if _scale_is_known(image, bit_depth) else "minmax"
+    spec = _resolve_auto(spec, image, bit_depth)
     lo, hi = (float(np.nanmin(image)), float(np.nanmax(image))) if image.size else (0.0, 0.0)
     if spec == "bits":
         rule = bit_depth_rule(image.dtype, bit_depth)
@@ -601,8 +600,7 @@ def to_float(image: np.ndarray, bit_depth: int | None = None, input_range: str |
     spec = parse_input_range(input_range)
     if not (dt == np.bool_ or dt == np.uint8 or dt == np.uint16 or dt.kind == "f"):
         raise InputError(f"image: unsupported sample type {dt} (expected uint8, uint16 or float)")
-    if spec == "auto":
-        spec = "bits" if _scale_is_known(image, bit_depth) else "minmax"
+    spec = _resolve_auto(spec, image, bit_depth)
     if spec == "minmax":
         x = image.astype(np.float64)
         lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
@@ -625,14 +623,19 @@ def to_float(image: np.ndarray, bit_depth: int | None = None, input_range: str |
     return image.astype(np.float32, copy=False)
 
 
-def _scale_is_known(image: np.ndarray, bit_depth: int | None) -> bool:
-    """Whether ``auto`` maps ``image`` by the bit depth rule (else per-frame min-max)."""
+def _resolve_auto(spec: str, image: np.ndarray, bit_depth: int | None) -> str:
+    """The rule ``auto`` stands for on ``image``: ``bits`` where the sample type states the
+    scale (8-bit, 16-bit of stated depth, float in [0, 1]), else ``minmax``; other specs as given."""
+    if spec != "auto":
+        return spec
     dt = image.dtype
     if dt == np.bool_ or dt == np.uint8:
-        return True
-    if dt == np.uint16:
-        return bit_depth is not None
-    return image.size == 0 or (float(image.min()) >= 0.0 and float(image.max()) <= 1.0)
+        known = True
+    elif dt == np.uint16:
+        known = bit_depth is not None
+    else:
+        known = image.size == 0 or (float(image.min()) >= 0.0 and float(image.max()) <= 1.0)
+    return "bits" if known else "minmax"
 
 
 def input_rule(input_range: str | None = None, bit_depth: int | None = None) -> str:

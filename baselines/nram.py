@@ -90,6 +90,7 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
     stop = "max_iter"
     it = 0
     expected = 1
+    need = 0  # pairs the B-step must return: up to the last non-zero value of sig
     basis = None  # eigenvectors of the last B-step, to start the next one from
     for it in range(1, max_iter + 1):
         inv_mu = 1.0 / mu
@@ -99,8 +100,6 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
         # values below (1+gamma)/(gamma*mu) with a zero previous value stay zero: compute only
         # the eigenpairs above it, plus every index where the previous value is non-zero
         lower = (1.0 + gamma) / (gamma * mu)
-        nz = np.flatnonzero(sig)
-        need = int(nz[-1]) + 1 if nz.size else 0
         found = None if basis is None else _linalg.eig_above_warm(mtx, lower * lower, basis, min_count=need)
         if found is None:
             found = _linalg.eig_above(mtx, lower * lower, min_count=need, expected=expected)
@@ -110,9 +109,9 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
         sig = _dc(s_sub, sig, mu, gamma)
         keep = np.flatnonzero(sig[:len(s_sub)] > 0)
         expected = len(keep) + 1
+        need = int(keep[-1]) + 1 if keep.size else 0
         # next time start from the pairs above this threshold or still carrying a value
-        above = int(np.count_nonzero(w > lower * lower))
-        basis = v[:, :max(above, int(keep[-1]) + 1 if keep.size else 0)]
+        basis = v[:, :max(int(np.count_nonzero(w > lower * lower)), need)]
         _linalg.low_rank(G, right, v[:, keep], s_sub[keep], sig[keep], out=B)
         # --- T-, E- and multiplier steps, then the next G_B, fused over row blocks
         zz = 0.0

@@ -491,13 +491,17 @@ def image_facts(path: str | os.PathLike, bit_depth: int | None = None,
     """What :func:`read_image` makes of a file: size, frames, type, value range of frame 0, the
     bit depth rule and how :func:`to_float` maps frame 0 under ``input_range`` (default ``auto``,
     CgriNet's packaged default) as ``input_rule`` (decodes the first frame)."""
-    spec = parse_input_range(input_range)
+    requested = parse_input_range(input_range)
     info = image_info(path)
-    image = read_image(path)
-    spec = _resolve_auto(spec, image, bit_depth)
-    lo, hi = (float(np.nanmin(image)), float(np.nanmax(image))) if image.size else (0.0, 0.0)
+    image = read_image(path)  # never empty
+    if image.dtype.kind == "f":
+        lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
+    else:
+        lo, hi = int(image.min()), int(image.max())
+    bits_rule = bit_depth_rule(image.dtype, bit_depth)
+    spec = _resolve_auto(requested, image, bit_depth)
     if spec == "bits":
-        rule = bit_depth_rule(image.dtype, bit_depth)
+        rule = bits_rule
     elif spec == "minmax":
         rule = f"minmax: (x - {lo:g})/({hi:g} - {lo:g})" if hi > lo else "minmax: constant frame -> 0"
     else:
@@ -509,10 +513,10 @@ def image_facts(path: str | os.PathLike, bit_depth: int | None = None,
         "height": int(image.shape[0]),
         "frames": info["frames"],
         "dtype": str(image.dtype),
-        "min": float(np.nanmin(image)) if image.dtype.kind == "f" else int(image.min()),
-        "max": float(np.nanmax(image)) if image.dtype.kind == "f" else int(image.max()),
-        "bit_depth_rule": bit_depth_rule(image.dtype, bit_depth),
-        "input_range": parse_input_range(input_range),
+        "min": lo,
+        "max": hi,
+        "bit_depth_rule": bits_rule,
+        "input_range": requested,
         "input_rule": rule,
     }
 

@@ -900,7 +900,7 @@ def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids,
         "input_std": repr(std),
         "input_channels": str(in_chans),
         "bit_depth_rule": f"irstd.io.to_float(bit_depth={config.bit_depth}): uint8/255, uint16/(2**{bits}-1) clipped, float as is",
-        "input_range": parse_input_range(config.input_range),
+        "input_range": config.input_range,  # canonical since train()
         "train_data": json.dumps(data),
         "train_split": config.split,
         "train_ids": str(len(train_ids)),

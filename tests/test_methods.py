@@ -75,6 +75,10 @@ def test_network_method(scene, weights):
     first = method.model()
     method.run(image)
     assert method.model() is first  # loaded once
+    # on the CPU the model runs in channels-last memory format (faster), same masks
+    conv = next(p for p in first.parameters() if p.ndim == 4 and p.shape[1] > 1 and p.shape[2] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.is_contiguous()
 
 
 def test_network_bit_depth_from_metadata(tmp_path, scene):

@@ -5,11 +5,16 @@ Paths, all on the same randomly initialised weights (speed does not depend on th
   inference      model.eval() under torch.inference_mode()   (what irstd.models.predict uses)
   channels_last  inference + channels_last memory format     (what detect/evaluate/compare use on the CPU)
   compiled       torch.compile(model) under inference_mode   (--compile; slow to warm up)
+  onnxruntime    the model exported with torch.onnx (TorchScript exporter, opset 17), run by ONNX
+                 Runtime's CPU provider on the same threads (--onnx; needs `pip install onnx
+                 onnxruntime`, which irstd does not depend on; timed last, with its thread pool
+                 not spinning, so it cannot slow the torch paths down)
 
 Every path is checked against eager (max |difference| of the logits is printed), and the ratio to
 eager is measured in the same run, so the figures hold on a noisy machine.
 
     python benchmarks/infer_speed.py [--variants cgrinet_small cgrinet packaged] [--size 256] [--repeats 10]
+                                     [--threads 2] [--compile] [--onnx]
 
 ``packaged`` is the model of the packaged weights (``irstd/weights``, with their trained values).
 """
@@ -44,7 +49,48 @@ def _time(fn, x, repeats: int) -> tuple[float, torch.Tensor]:
     return statistics.median(times) * 1e3, out
 
 
-def measure(name: str, size: int, repeats: int, compile_: bool) -> dict:
+class _LastOutput(torch.nn.Module):
+    """The final logits only (the model returns its side outputs too when training)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        out = self.model(x)
+        return out[-1] if isinstance(out, (list, tuple)) else out
+
+
+def _onnx_path(model: torch.nn.Module, x: torch.Tensor, threads: int):
+    """A function running ``model`` through ONNX Runtime, or None when it is not installed."""
+    try:
+        import onnx  # noqa: F401 - needed by torch.onnx.export
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    import tempfile
+    import warnings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/model.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_LastOutput(model).eval(), (x,), path, dynamo=False, opset_version=17,
+                              input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    def run(t):
+        return torch.from_numpy(session.run(None, {"x": t.numpy()})[0])
+
+    return run
+
+
+def measure(name: str, size: int, repeats: int, compile_: bool, onnx_: bool = False, threads: int = 2) -> dict:
     torch.manual_seed(0)
     model = _build(name)
     x = torch.rand(1, 1, size, size)
@@ -78,6 +124,12 @@ def measure(name: str, size: int, repeats: int, compile_: bool) -> dict:
                 return compiled(t)
 
         paths["compiled"] = (compiled_fn, x)
+    if onnx_:
+        run = _onnx_path(model, x, threads)
+        if run is None:
+            print("onnxruntime: not installed (pip install onnx onnxruntime); path left out", file=sys.stderr)
+        else:
+            paths["onnxruntime"] = (run, x)  # last: nothing of torch runs after it
     for key, (fn, inp) in paths.items():
         ms, out = _time(fn, inp, repeats)
         row[f"{key}_ms"] = ms
@@ -94,10 +146,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--onnx", action="store_true", help="also time ONNX Runtime (if installed)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = [measure(v, args.size, args.repeats, args.compile) for v in args.variants]
+    rows = [measure(v, args.size, args.repeats, args.compile, args.onnx, args.threads) for v in args.variants]
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         print()

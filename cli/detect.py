@@ -136,6 +136,7 @@ def detect(
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram (results stay in input order)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also read images in sub-folders of folder inputs."),
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
+    engine: str = typer.Option("torch", "--engine", help="What runs CgriNet: torch, or onnx (ONNX Runtime on the CPU, 2.2-2.4x faster; pip install onnx onnxruntime)."),
     skip_errors: bool = typer.Option(False, "--skip-errors", help="Go on past unreadable images, list them at the end, exit 3."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never an input)."),
 ) -> None:
@@ -153,7 +154,8 @@ def detect(
     if kinds and out is None:
         raise InputError("--out: needed with --save-mask, --save-scores or --save-overlay")
     spec = _choose_method(method, weights)
-    meth = get_method(spec, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range)
+    meth = get_method(spec, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
+                      engine=engine)
     stdin_lines = sys.stdin if "-" in inputs else None
     paths = collect_inputs(inputs, recursive=recursive, stdin_lines=stdin_lines)
     items, skipped = plan_items(paths, skip_errors=skip_errors)

@@ -203,6 +203,7 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
         "threshold": threshold,
         "bit_depth": bit_depth,
         "input_range": getattr(method, "input_range", None),
+        "engine": getattr(method, "engine", None),
         "irstd_version": __version__,
         "code_sha256": _code_hash(_code_files(method)),
         "cache_format": CACHE_FORMAT,
@@ -465,11 +466,11 @@ class CompareResult:
         raise KeyError(label)
 
 
-def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range):
+def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range, engine="torch"):
     from irstd.methods import get_method
 
-    methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range)
-               for s in specs]
+    methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
+                          engine=engine) for s in specs]
     labels = _labels(specs, [m.name for m in methods])
     infos = []
     for spec, label, method in zip(specs, labels, methods):
@@ -510,6 +511,7 @@ def compare(
     device: str | None = None,
     bit_depth: int | None = None,
     input_range: str | None = None,
+    engine: str = "torch",
     workers: int = 1,
     skip_errors: bool = False,
     overwrite: bool = False,
@@ -531,9 +533,9 @@ def compare(
     threshold : float, optional
         Replace every method's own mask rule by ``score > threshold`` (the fixed-threshold
         protocol); by default each method uses its own rule.
-    device, bit_depth, input_range : optional
+    device, bit_depth, input_range, engine : optional
         Passed to :func:`irstd.methods.get_method` (CgriNet device, 16-bit input mapping, input
-        range rule).
+        range rule, torch or onnx).
     workers : int, optional
         Processes for classical methods (networks run in this process).
     skip_errors : bool, optional
@@ -567,7 +569,7 @@ def compare(
         raise InputError(f"{split_file or split}: the split lists no ids")
     out = prepare_out(out, overwrite=overwrite)
     infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth,
-                                         input_range=input_range)
+                                         input_range=input_range, engine=engine)
     report = progress if progress is not None else (lambda *a: None)
 
     # Before any work: which image bytes each id stands for (part of each cached record), and a

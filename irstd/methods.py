@@ -213,7 +213,7 @@ class NetworkMethod(Method):
     _parameters: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def model(self):
-        """The loaded model (loaded once).
+        """The loaded PyTorch model (loaded once).
 
         On the CPU its tensors are put in channels-last memory format: measured on the packaged
         weights, 1.2-1.3x faster per SIRST frame and 1.3-1.4x on 1024² and 2048² frames, masks
@@ -229,28 +229,38 @@ class NetworkMethod(Method):
                 model = model.to(memory_format=torch.channels_last)
             self._model = model
             self._parameters = int(count_parameters(model))
-            if self.engine == "onnx":
-                from irstd.models.onnx_runtime import OnnxModel
-
-                self._onnx = OnnxModel(self.weights, model)
         return self._model
+
+    def onnx_model(self):
+        """The ONNX Runtime model (``engine="onnx"``; exported on first use, loaded once)."""
+        if self._onnx is None:
+            from irstd.onnx_runtime import OnnxModel
+
+            self._onnx = OnnxModel(self.weights)
+            self._parameters = self._onnx.parameters
+        return self._onnx
 
     @property
     def parameters(self) -> int | None:  # noqa: D102 - documented on Method
         if self._parameters is None:
-            self.model()
+            self.onnx_model() if self.engine == "onnx" else self.model()
         return self._parameters
 
     def run(self, image: np.ndarray) -> MethodOutput:
         from irstd.io import to_float
         from irstd.metrics import threshold_scores
-        from irstd.models import predict
 
         image = _check_image(image)
-        model = self.model()
+        if self.engine == "onnx":
+            run = self.onnx_model().predict
+        else:
+            from irstd.models import predict
+
+            model = self.model()
+            run = lambda x: predict(model, x)  # noqa: E731
         x = to_float(image, self.bit_depth, self.input_range)
         start = time.perf_counter()
-        probs = self._onnx.predict(x) if self._onnx is not None else predict(model, x)
+        probs = run(x)
         seconds = time.perf_counter() - start
         mask = threshold_scores(probs, self.threshold)
         return MethodOutput(scores=probs.astype(np.float64), mask=mask, raw=None, seconds=seconds)
@@ -295,7 +305,7 @@ def get_method(
         counts fill only part of the 16-bit range. Classical methods ignore it.
     engine : {"torch", "onnx"}, optional
         What runs CgriNet: PyTorch (default) or ONNX Runtime on the CPU
-        (:mod:`irstd.models.onnx_runtime`; needs ``pip install onnx onnxruntime``, 2.2-2.4x faster
+        (:mod:`irstd.onnx_runtime`; needs ``pip install onnx onnxruntime``, 2.2-2.4x faster
         here). Classical methods ignore it.
 
     Returns
@@ -348,7 +358,7 @@ def get_method(
                 )
             label = "cgrinet"
         from irstd.io import _check_bit_depth, input_rule, parse_input_range
-        from irstd.models import read_weights_metadata
+        from irstd.model_file import read_weights_metadata
 
         meta = read_weights_metadata(weights)  # checks the file before any image is read
         bits = _check_bit_depth(bit_depth) if bit_depth is not None else _bit_depth_from_metadata(meta)

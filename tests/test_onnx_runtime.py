@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -15,7 +16,7 @@ from irstd.errors import InputError
 from irstd.io import to_float, write_image
 from irstd.methods import get_method
 from irstd.models import create_model, load_model, predict, save_weights
-from irstd.models import onnx_runtime
+from irstd import onnx_runtime
 from irstd.synth import make_scene
 
 
@@ -54,8 +55,21 @@ def test_onnx_engine_matches_torch_and_is_cached(weights, cache, image, monkeypa
         raise AssertionError("the cached file should be reused")
 
     monkeypatch.setattr(onnx_runtime, "export_onnx", no_export)
-    again = get_method(f"cgrinet:{weights}", engine="onnx").run(image)
-    np.testing.assert_array_equal(again.scores, out.scores)
+    again = get_method(f"cgrinet:{weights}", engine="onnx")
+    np.testing.assert_array_equal(again.run(image).scores, out.scores)
+    assert again.parameters == method.parameters == sum(
+        p.numel() for p in load_model(weights).parameters() if p.requires_grad)
+
+
+def test_cached_onnx_model_runs_without_torch(weights, cache, image):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    get_method(f"cgrinet:{weights}", engine="onnx").run(image)  # exports into the cache
+    code = ("import sys, numpy as np; from irstd.methods import get_method; "
+            f"out = get_method('cgrinet:' + {str(weights)!r}, engine='onnx').run(np.zeros((40, 50), np.uint8)); "
+            "print(out.scores.shape, 'torch' in sys.modules, 'timm' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["(40,", "50)", "False", "False"], result.stderr
 
 
 def test_onnx_engine_from_the_command_line(weights, cache, image, tmp_path):

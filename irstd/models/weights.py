@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as _safetensors_bytes
 from torch import nn
@@ -30,18 +30,12 @@ from torch import nn
 from irstd import __version__
 from irstd.errors import InputError
 from irstd.io import write_bytes
+from irstd.model_file import FORMAT, read_weights_metadata
+from irstd.model_file import check_file as _check_file
 
 __all__ = ["save_weights", "load_model", "read_weights_metadata", "load_backbone_weights", "FORMAT"]
 
-FORMAT = "irstd-model"
 _RESERVED = ("format", "model", "model_args", "irstd_version")
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
@@ -81,20 +75,6 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     write_bytes(path, _safetensors_bytes(tensors, metadata=meta))
     return path
-
-
-def read_weights_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata of an irstd model file (raises InputError if it is not one)."""
-    path = Path(path)
-    _check_file(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a safetensors file ({exc})") from None
-    if meta.get("format") != FORMAT or "model_args" not in meta:
-        raise InputError(f"{path}: not an irstd model file (no irstd model metadata)")
-    return dict(meta)
 
 
 def load_model(

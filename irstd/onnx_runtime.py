@@ -130,7 +130,12 @@ class OnnxModel:
                 from irstd.models import load_model
 
                 load = lambda: load_model(weights)  # noqa: E731
-            export_onnx(load(), self.path)
+            model = load()
+            try:
+                export_onnx(model, self.path)
+            except OSError as exc:
+                raise InputError(f"{self.path.parent}: cannot write the ONNX export ({exc.strerror or exc}); "
+                                 "set XDG_CACHE_HOME to a writable folder") from None
         if threads is None:
             threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
         options = ort.SessionOptions()

@@ -97,3 +97,13 @@ def test_engine_errors(weights, cache, image, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["detect", str(path), "--weights", str(weights), "--engine", "onnx"])
     assert result.exit_code == 2
     assert "pip install onnx onnxruntime" in result.stderr
+
+
+def test_unwritable_cache_is_a_clear_error(weights, tmp_path, monkeypatch, image):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    with pytest.raises(InputError, match="cannot write the ONNX export.*XDG_CACHE_HOME"):
+        get_method(f"cgrinet:{weights}", engine="onnx").run(image)

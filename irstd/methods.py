@@ -374,7 +374,7 @@ def get_method(
             name=label,
             kind="network",
             score_rule=f"sigmoid probability of CgriNet ({meta.get('model', 'CgriNet')}); "
-            f"input {input_rule(rng, bits)}",
+            f"input {input_rule(rng, bits)}" + ("; run by ONNX Runtime" if engine == "onnx" else ""),
             mask_rule=f"probability > {t:g}",
             threshold=t,
             weights=weights,

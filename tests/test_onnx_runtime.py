@@ -42,6 +42,8 @@ def test_onnx_engine_matches_torch_and_is_cached(weights, cache, image, monkeypa
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     method = get_method(f"cgrinet:{weights}", engine="onnx")
+    assert method.score_rule.endswith("; run by ONNX Runtime")
+    assert "ONNX" not in get_method(f"cgrinet:{weights}").score_rule
     out = method.run(image)
     expected = predict(load_model(weights), to_float(image))
     assert out.scores.shape == image.shape

@@ -5,10 +5,9 @@ Paths, all on the same randomly initialised weights (speed does not depend on th
   inference      model.eval() under torch.inference_mode()   (what irstd.models.predict uses)
   channels_last  inference + channels_last memory format     (what detect/evaluate/compare use on the CPU)
   compiled       torch.compile(model) under inference_mode   (--compile; slow to warm up)
-  onnxruntime    the model exported with torch.onnx (TorchScript exporter, opset 17), run by ONNX
-                 Runtime's CPU provider on the same threads (--onnx; needs `pip install onnx
-                 onnxruntime`, which irstd does not depend on; timed last, with its thread pool
-                 not spinning, so it cannot slow the torch paths down)
+  onnxruntime    irstd.onnx_runtime: the model exported by torch.onnx (TorchScript exporter, opset
+                 17), run by ONNX Runtime's CPU provider on the same threads, as `--engine onnx`
+                 runs it (--onnx; needs the optional `pip install 'irstd[onnx]'`; timed last)
 
 Every path is checked against eager (max |difference| of the logits is printed), and the ratio to
 eager is measured in the same run, so the figures hold on a noisy machine.
@@ -49,40 +48,18 @@ def _time(fn, x, repeats: int) -> tuple[float, torch.Tensor]:
     return statistics.median(times) * 1e3, out
 
 
-class _LastOutput(torch.nn.Module):
-    """The final logits only (the model returns its side outputs too when training)."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        out = self.model(x)
-        return out[-1] if isinstance(out, (list, tuple)) else out
-
-
-def _onnx_path(model: torch.nn.Module, x: torch.Tensor, threads: int):
+def _onnx_path(model: torch.nn.Module, threads: int):
     """A function running ``model`` through ONNX Runtime, or None when it is not installed."""
-    try:
-        import onnx  # noqa: F401 - needed by torch.onnx.export
-        import onnxruntime as ort
-    except ImportError:
-        return None
     import tempfile
-    import warnings
+
+    from irstd.errors import InputError
+    from irstd.onnx_runtime import export_onnx, open_session
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = f"{tmp}/model.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_LastOutput(model).eval(), (x,), path, dynamo=False, opset_version=17,
-                              input_names=["x"], output_names=["y"],
-                              dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        try:
+            session = open_session(export_onnx(model, f"{tmp}/model.onnx"), threads)
+        except InputError:  # onnx or onnxruntime missing
+            return None
 
     def run(t):
         return torch.from_numpy(session.run(None, {"x": t.numpy()})[0])
@@ -125,7 +102,7 @@ def measure(name: str, size: int, repeats: int, compile_: bool, onnx_: bool = Fa
 
         paths["compiled"] = (compiled_fn, x)
     if onnx_:
-        run = _onnx_path(model, x, threads)
+        run = _onnx_path(model, threads)
         if run is None:
             print("onnxruntime: not installed (pip install onnx onnxruntime); path left out", file=sys.stderr)
         else:

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import EXIT_SKIPPED, INPUT_RANGE_HELP, console
+from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -106,7 +106,7 @@ def compare(
         help="Mask every method by score > T (min-max scores for classical) instead of its own rule.",
     ),
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
-    engine: str = typer.Option("torch", "--engine", help="What runs CgriNet: torch, or onnx (ONNX Runtime on the CPU, 2.2-2.4x faster; pip install onnx onnxruntime)."),
+    engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     bit_depth: int = typer.Option(
         None, "--bit-depth", min=1, max=16,
         help="Significant bits of 16-bit images for CgriNet (default: from the weights, else 16).",

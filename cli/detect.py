@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import EXIT_SKIPPED, INPUT_RANGE_HELP, console
+from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -136,7 +136,7 @@ def detect(
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram (results stay in input order)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also read images in sub-folders of folder inputs."),
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
-    engine: str = typer.Option("torch", "--engine", help="What runs CgriNet: torch, or onnx (ONNX Runtime on the CPU, 2.2-2.4x faster; pip install onnx onnxruntime)."),
+    engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     skip_errors: bool = typer.Option(False, "--skip-errors", help="Go on past unreadable images, list them at the end, exit 3."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never an input)."),
 ) -> None:

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import EXIT_SKIPPED, INPUT_RANGE_HELP, console
+from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -61,7 +61,7 @@ def evaluate(
     bit_depth: int = typer.Option(None, "--bit-depth", min=1, max=16, help="CgriNet: significant bits of 16-bit images (default: from the weights)."),
     input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
-    engine: str = typer.Option("torch", "--engine", help="What runs CgriNet: torch, or onnx (ONNX Runtime on the CPU, 2.2-2.4x faster; pip install onnx onnxruntime)."),
+    engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram."),
     save_predictions: Path = typer.Option(
         None, "--save-predictions", help="With --method: also write each score map as <id>.png (16-bit) into this folder."

@@ -24,7 +24,7 @@ import numpy as np
 from irstd import __version__
 from irstd.errors import InputError
 
-__all__ = ["OnnxModel", "export_onnx", "onnx_cache_dir"]
+__all__ = ["OnnxModel", "export_onnx", "open_session", "onnx_cache_dir"]
 
 #: Changes when what an exported file holds changes (its name carries it, so old files are not read).
 CACHE_FORMAT = "onnx1"
@@ -93,6 +93,31 @@ def export_onnx(model, path: str | os.PathLike) -> Path:
     return path
 
 
+def _require_runtime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise InputError(INSTALL_HINT) from None
+    return onnxruntime
+
+
+def open_session(path: str | os.PathLike, threads: int | None = None):
+    """An ONNX Runtime CPU session for ``path`` on ``threads`` intra-op threads.
+
+    Default threads: ``OMP_NUM_THREADS`` when set, else ONNX Runtime's choice (one per physical
+    core). Idle worker threads do not spin, so they cannot take the cores from PyTorch or other
+    work in the same process.
+    """
+    ort = _require_runtime()
+    if threads is None:
+        threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(0, int(threads))
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxModel:
     """An irstd model file run by ONNX Runtime; :meth:`predict` works like :func:`irstd.models.predict`.
 
@@ -117,10 +142,7 @@ class OnnxModel:
     """
 
     def __init__(self, weights: str | os.PathLike, load: Callable | None = None, threads: int | None = None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise InputError(INSTALL_HINT) from None
+        _require_runtime()  # before any export
         from irstd.io import sha256_file
 
         key = f"{sha256_file(weights)[:16]}-irstd{__version__}-torch{metadata.version('torch')}-{CACHE_FORMAT}"
@@ -136,14 +158,7 @@ class OnnxModel:
             except OSError as exc:
                 raise InputError(f"{self.path.parent}: cannot write the ONNX export ({exc.strerror or exc}); "
                                  "set XDG_CACHE_HOME to a writable folder") from None
-        if threads is None:
-            threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(0, int(threads))
-        options.inter_op_num_threads = 1
-        # idle worker threads would otherwise spin and take the cores from the rest of the process
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = open_session(self.path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.input_mean = np.asarray(json.loads(meta["input_mean"]), dtype=np.float32)
         self.in_chans = int(meta["in_chans"])

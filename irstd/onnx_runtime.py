@@ -126,8 +126,8 @@ class OnnxModel:
         An irstd model file (safetensors).
     load : callable, optional
         Returns the PyTorch model of ``weights`` (default :func:`irstd.models.load_model`); called
-        only when the cache has no ONNX file for these weights yet, so a cached model runs
-        without importing PyTorch.
+        only when the cache has no usable ONNX file for these weights (none yet, or one ONNX
+        Runtime cannot load, which is replaced), so a cached model runs without importing PyTorch.
     threads : int, optional
         ONNX Runtime's intra-op threads (default: ``OMP_NUM_THREADS`` when set, else ONNX
         Runtime's choice, one per physical core).
@@ -146,7 +146,13 @@ class OnnxModel:
 
         key = f"{sha256_file(weights)[:16]}-irstd{__version__}-torch{metadata.version('torch')}-{CACHE_FORMAT}"
         self.path = onnx_cache_dir() / f"{Path(weights).stem}-{key}.onnx"
-        if not self.path.exists():
+        self.session = None
+        if self.path.exists():
+            try:
+                self.session = open_session(self.path, threads)
+            except Exception:  # noqa: BLE001 - a damaged cache file (ONNX Runtime's own error types)
+                self.session = None  # exported again below
+        if self.session is None:
             if load is None:
                 from irstd.models import load_model
 
@@ -157,7 +163,7 @@ class OnnxModel:
             except OSError as exc:
                 raise InputError(f"{self.path.parent}: cannot write the ONNX export ({exc.strerror or exc}); "
                                  "set XDG_CACHE_HOME to a writable folder") from None
-        self.session = open_session(self.path, threads)
+            self.session = open_session(self.path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.input_mean = np.asarray(json.loads(meta["input_mean"]), dtype=np.float32)
         self.in_chans = int(meta["in_chans"])

@@ -63,6 +63,17 @@ def test_onnx_engine_matches_torch_and_is_cached(weights, cache, image, monkeypa
         p.numel() for p in load_model(weights).parameters() if p.requires_grad)
 
 
+def test_damaged_cache_file_is_exported_again(weights, cache, image):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    first = get_method(f"cgrinet:{weights}", engine="onnx").run(image)
+    (exported,) = cache.glob("tiny-*.onnx")
+    exported.write_bytes(b"not an onnx file")
+    again = get_method(f"cgrinet:{weights}", engine="onnx").run(image)
+    np.testing.assert_array_equal(again.scores, first.scores)
+    assert exported.stat().st_size > 1000
+
+
 def test_cached_onnx_model_runs_without_torch(weights, cache, image):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")

@@ -174,6 +174,8 @@ def _code_files(method) -> list[Path]:
         import irstd.models
 
         files += sorted(Path(irstd.models.__file__).parent.glob("*.py"))
+        if getattr(method, "engine", "torch") == "onnx":
+            files.append(Path(irstd.methods.__file__).parent / "onnx_runtime.py")
     # Not: __init__ (registry), _reference.py (slow check implementations for tests).
     return list(dict.fromkeys(f for f in files if f.name not in ("__init__.py", "_reference.py")))
 

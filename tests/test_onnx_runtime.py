@@ -120,3 +120,14 @@ def test_unwritable_cache_is_a_clear_error(weights, tmp_path, monkeypatch, image
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     with pytest.raises(InputError, match="cannot write the ONNX export.*XDG_CACHE_HOME"):
         get_method(f"cgrinet:{weights}", engine="onnx").run(image)
+
+
+def test_compare_cache_key_covers_the_onnx_engine(weights):
+    from irstd.compare import _code_files, method_key
+
+    torch_method = get_method(f"cgrinet:{weights}")
+    onnx_method = get_method(f"cgrinet:{weights}", engine="onnx")
+    assert "onnx_runtime.py" in [f.name for f in _code_files(onnx_method)]
+    assert "onnx_runtime.py" not in [f.name for f in _code_files(torch_method)]
+    keys = [method_key(f"cgrinet:{weights}", m, threshold=None, bit_depth=None) for m in (torch_method, onnx_method)]
+    assert keys[0]["engine"] == "torch" and keys[1]["engine"] == "onnx" and keys[0] != keys[1]

@@ -174,6 +174,7 @@ def _code_files(method) -> list[Path]:
         import irstd.models
 
         files += sorted(Path(irstd.models.__file__).parent.glob("*.py"))
+        files.append(Path(irstd.methods.__file__).parent / "io.py")  # to_float: the network's input mapping
         if getattr(method, "engine", "torch") == "onnx":
             files.append(Path(irstd.methods.__file__).parent / "onnx_runtime.py")
     # Not: __init__ (registry), _reference.py (slow check implementations for tests).

@@ -129,5 +129,6 @@ def test_compare_cache_key_covers_the_onnx_engine(weights):
     onnx_method = get_method(f"cgrinet:{weights}", engine="onnx")
     assert "onnx_runtime.py" in [f.name for f in _code_files(onnx_method)]
     assert "onnx_runtime.py" not in [f.name for f in _code_files(torch_method)]
+    assert "io.py" in [f.name for f in _code_files(torch_method)]  # to_float maps the network's input
     keys = [method_key(f"cgrinet:{weights}", m, threshold=None, bit_depth=None) for m in (torch_method, onnx_method)]
     assert keys[0]["engine"] == "torch" and keys[1]["engine"] == "onnx" and keys[0] != keys[1]

@@ -243,7 +243,10 @@ class NetworkMethod(Method):
     @property
     def parameters(self) -> int | None:  # noqa: D102 - documented on Method
         if self._parameters is None:
-            self.onnx_model() if self.engine == "onnx" else self.model()
+            if self.engine == "onnx":
+                self.onnx_model()
+            else:
+                self.model()
         return self._parameters
 
     def run(self, image: np.ndarray) -> MethodOutput:

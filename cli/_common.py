@@ -24,6 +24,13 @@ EXIT_SKIPPED = 3  # finished, but some inputs were skipped under --skip-errors
 #: Help of --engine (detect, evaluate, compare).
 ENGINE_HELP = "What runs CgriNet: torch, or onnx (ONNX Runtime on the CPU, 2.2-2.4x faster; pip install onnx onnxruntime)."
 
+#: Help of --tile and --overlap (detect, evaluate).
+TILE_HELP = (
+    "Run on overlapping N×N tiles of bigger frames, stitched by centre crop (at least 64): bounds memory "
+    "and IPI/NRAM patch matrices; LCM is unchanged, CgriNet/IPI/NRAM see tiles instead of the frame."
+)
+OVERLAP_HELP = "Pixels shared by neighbouring tiles with --tile (at most half a tile)."
+
 #: Help of --input-range (detect, evaluate, compare).
 INPUT_RANGE_HELP = (
     "CgriNet input mapping to [0, 1]: auto (8-bit /255; 16-bit /(2**bit-depth - 1) when --bit-depth is "

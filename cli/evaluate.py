@@ -11,8 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, console
+from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
 from irstd.errors import InputError
+from irstd.tiles import DEFAULT_OVERLAP
 
 _MAX_SKIPPED_SHOWN = 20
 
@@ -62,6 +63,8 @@ def evaluate(
     input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
+    tile: int = typer.Option(None, "--tile", help=TILE_HELP),
+    overlap: int = typer.Option(DEFAULT_OVERLAP, "--overlap", help=OVERLAP_HELP),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram."),
     save_predictions: Path = typer.Option(
         None, "--save-predictions", help="With --method: also write each score map as <id>.png (16-bit) into this folder."
@@ -112,6 +115,8 @@ def evaluate(
         raise InputError("--predictions/--method: give exactly one (saved score maps, or a method to run)")
     if save_predictions is not None and method is None:
         raise InputError("--save-predictions: only with --method")
+    if tile is not None and method is None:
+        raise InputError("--tile: only with --method (saved predictions are already computed)")
     sweep = sweep_thresholds(pd_fa_step)
     if out is not None:
         check_out_dir(out, overwrite)  # before any work
@@ -122,7 +127,7 @@ def evaluate(
         from irstd.methods import get_method
 
         meth = get_method(method, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
-                          engine=engine)
+                          engine=engine, tile=tile, overlap=overlap)
     ds = open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
     if meth is None:

@@ -294,6 +294,7 @@ class Detection:
             "method": method.name,
             "threshold": method.threshold,
             "rule": method.mask_rule,
+            "tile": method.tiling(),
             "seconds": round(self.output.seconds, 6),
             "targets": self.targets,
         }

@@ -16,6 +16,10 @@ returns a :class:`MethodOutput` with
 ``seconds``
     Wall time of the method on this image (file reading excluded).
 
+With ``tile`` set, the map (CgriNet's probabilities, a classical raw map) is computed on
+overlapping tiles and stitched (:mod:`irstd.tiles`); the mask and the min–max scores are then
+made from the stitched map, and the score rule says so.
+
 Classical methods run on the image's native scale (0–255 for 8-bit data, raw counts for 16-bit
 data, float data as is), as the authors' code does. CgriNet takes ``irstd.io.to_float(image,
 bit_depth, input_range)`` with the bit depth and the input range recorded in the weights'
@@ -43,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from irstd.errors import InputError
+from irstd.tiles import DEFAULT_OVERLAP, check_tiling, map_tiled
 
 __all__ = [
     "CLASSICAL",
@@ -121,6 +126,8 @@ class Method:
         How ``scores`` and ``mask`` of :class:`MethodOutput` are made, as one line each.
     threshold : float or None
         Threshold of the mask on ``scores``; ``None`` when the method's own rule decides.
+    tile, overlap : int or None, int
+        Tiled inference (:func:`irstd.tiles.map_tiled`); ``tile=None``: the whole frame at once.
     """
 
     name: str
@@ -128,11 +135,17 @@ class Method:
     score_rule: str
     mask_rule: str
     threshold: float | None
+    tile: int | None = None
+    overlap: int = DEFAULT_OVERLAP
 
     @property
     def parameters(self) -> int | None:
         """Trainable parameters (network), ``None`` for classical methods."""
         return None
+
+    def tiling(self) -> dict[str, int] | None:
+        """``{"size": tile, "overlap": overlap}`` for tiled inference, else ``None``."""
+        return None if self.tile is None else {"size": self.tile, "overlap": self.overlap}
 
     def run(self, image: np.ndarray) -> MethodOutput:  # pragma: no cover - abstract
         """Run on one 2-D grey image (``irstd.io.read_image`` output, native dtype)."""
@@ -146,6 +159,7 @@ class Method:
             "score_rule": self.score_rule,
             "mask_rule": self.mask_rule,
             "threshold": self.threshold,
+            "tile": self.tiling(),
             "parameters": self.parameters,
         }
 
@@ -177,7 +191,8 @@ class ClassicalMethod(Method):
         threads = 1 if self.name == "lcm" else self.blas_threads  # LCM has no matrix products
         start = time.perf_counter()
         with matmul_threads(threads):
-            raw = np.asarray(fn(np.asarray(image, dtype=np.float64)), dtype=np.float64)
+            raw = map_tiled(lambda a: np.asarray(fn(a), dtype=np.float64), np.asarray(image, dtype=np.float64),
+                            self.tile, self.overlap)
         scores = minmax(raw)
         if self.threshold is None:
             mask = segment(raw, self.k)
@@ -263,7 +278,7 @@ class NetworkMethod(Method):
             run = lambda x: predict(model, x)  # noqa: E731
         x = to_float(image, self.bit_depth, self.input_range)
         start = time.perf_counter()
-        probs = run(x)
+        probs = map_tiled(run, x, self.tile, self.overlap)
         seconds = time.perf_counter() - start
         mask = threshold_scores(probs, self.threshold)
         return MethodOutput(scores=probs.astype(np.float64), mask=mask, raw=None, seconds=seconds)
@@ -283,6 +298,8 @@ def get_method(
     bit_depth: int | None = None,
     input_range: str | None = None,
     engine: str = "torch",
+    tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
 ) -> Method:
     """Build a method from its specification.
 
@@ -310,6 +327,12 @@ def get_method(
         What runs CgriNet: PyTorch (default) or ONNX Runtime on the CPU
         (:mod:`irstd.onnx_runtime`; needs ``pip install onnx onnxruntime``, 2.2-2.4x faster
         here). Classical methods ignore it.
+    tile : int, optional
+        Run on overlapping ``tile × tile`` windows of big frames, stitched by centre crop
+        (:func:`irstd.tiles.map_tiled`; at least 64): bounds memory and IPI/NRAM's patch
+        matrices. ``None`` (default): the whole frame at once.
+    overlap : int, optional
+        Pixels shared by neighbouring tiles (64 by default, at most ``tile // 2``).
 
     Returns
     -------
@@ -318,7 +341,7 @@ def get_method(
     Raises
     ------
     InputError
-        Unknown method, missing or unusable weights, threshold outside [0, 1].
+        Unknown method, missing or unusable weights, threshold outside [0, 1], unusable tiling.
     """
     from irstd.baselines import METHODS
 
@@ -330,6 +353,8 @@ def get_method(
         raise InputError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "onnx" and device not in (None, "cpu"):
         raise InputError(f"--engine onnx runs on the CPU; --device {device} needs --engine torch")
+    check_tiling(tile, overlap)
+    tiled = "" if tile is None else f"; on {tile}-pixel tiles overlapping by {overlap}"
     text = str(spec).strip()
     name, sep, file = text.partition(":")
     name = name.lower()
@@ -342,9 +367,11 @@ def get_method(
         return ClassicalMethod(
             name=name,
             kind="classical",
-            score_rule=f"min-max normalised raw {name.upper()} map",
+            score_rule=f"min-max normalised raw {name.upper()} map{tiled}",
             mask_rule=mask_rule,
             threshold=threshold,
+            tile=tile,
+            overlap=overlap,
             k=base.k,
         )
     if name == "cgrinet":
@@ -377,9 +404,11 @@ def get_method(
             name=label,
             kind="network",
             score_rule=f"sigmoid probability of CgriNet ({meta.get('model', 'CgriNet')}); "
-            f"input {input_rule(rng, bits)}" + ("; run by ONNX Runtime" if engine == "onnx" else ""),
+            f"input {input_rule(rng, bits)}" + ("; run by ONNX Runtime" if engine == "onnx" else "") + tiled,
             mask_rule=f"probability > {t:g}",
             threshold=t,
+            tile=tile,
+            overlap=overlap,
             weights=weights,
             device=device,
             bit_depth=bits,

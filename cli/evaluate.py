@@ -78,7 +78,7 @@ def evaluate(
         False, "--skip-errors", help="Skip unusable ids (missing/bad/size-mismatched maps), list them, exit 3."
     ),
     pd_fa_step: float = typer.Option(
-        0.01, "--pd-fa-step", min=0.0, max=1.0, help="Threshold step of the Pd-Fa curve (1/STEP must be whole); 0 skips the curve (faster)."
+        0.01, "--pd-fa-step", min=0.0, max=1.0, help="Threshold step of the Pd-Fa curve and of the best-threshold search (1/STEP must be whole); 0 skips both (faster)."
     ),
 ) -> None:
     """Score saved prediction maps, or run a method, against a dataset split (IoU, nIoU, Pd, Fa, P/R/F1, ROC, PR).
@@ -183,6 +183,13 @@ def evaluate(
                    f"({1000 * (t['method_seconds_per_image'] or 0):.1f} ms/image, {workers} worker{'s' * (workers != 1)})"),
             style="dim", highlight=False,
         )
+    best = result.evaluator.best_threshold()
+    if best is not None:
+        console.print(escape(
+            f"best threshold (chosen on these images, optimistic): score > {best['threshold']:g}: "
+            f"IoU {_pct(best['miou'])}, nIoU {_pct(best['niou'])}, Pd {_pct(best['pd'])}, "
+            f"Fa {_num(best['fa'], 1e6, 2)} ×10⁻⁶, F1 {_pct(best['f1'])} %"
+        ), highlight=False)
     console.print(
         "native resolution; 8-connected targets, centroid distance < 3 px, greedy first-found; "
         "Fa = unmatched predicted pixels / all pixels",

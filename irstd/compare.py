@@ -155,14 +155,14 @@ def _weights_file(spec: str, method) -> Path | None:
 
 
 def _code_files(method) -> list[Path]:
-    """The source files a method's outputs depend on: ``irstd/methods.py`` and, for a classical
+    """The source files a method's outputs depend on: ``irstd/methods.py``, ``irstd/tiles.py`` and, for a classical
     method, its module in ``irstd.baselines`` with the shared helpers (``_common``,
     ``_linalg``, ``_patches``, ``segment``); for a network, the ``irstd.models`` package."""
     import sys
 
     import irstd.methods
 
-    files = [Path(irstd.methods.__file__)]
+    files = [Path(irstd.methods.__file__), Path(irstd.methods.__file__).parent / "tiles.py"]
     if method.kind == "classical":
         import irstd.baselines
         from irstd.baselines import METHODS
@@ -764,6 +764,7 @@ def table_rows(result: CompareResult) -> list[dict[str, Any]]:
                 "false_alarm_pixels": s["false_alarm_pixels"],
                 "score_rule": r.info.score_rule,
                 "mask_rule": r.info.mask_rule,
+                "best_threshold": r.evaluator.best_threshold(),
             }
         )
     return rows
@@ -945,6 +946,29 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return head + body
 
 
+def _best_threshold_md(rows) -> list[str]:
+    """The best-threshold table of ``report.md`` (no lines without a Pd–Fa sweep)."""
+    best = [(r["method"], r["best_threshold"]) for r in rows if r.get("best_threshold")]
+    if not best:
+        return []
+    lines = [
+        "## At each method's best threshold (optimistic)",
+        "",
+        "Dai et al.'s protocol for classical methods, for comparison with papers that report it: "
+        "scores (min–max maps, probabilities) > τ, τ the sweep threshold with the highest IoU on "
+        "these very images — chosen on the test data, so an upper bound, not a deployable setting.",
+        "",
+        "| method | τ | IoU (%) | nIoU (%) | F1 (%) | Pd (%) | Fa (×10⁻⁶) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {m} | {b['threshold']:.2f} | {_fmt(b['miou'], 100)} | {_fmt(b['niou'], 100)} | {_fmt(b['f1'], 100)} | "
+        f"{_fmt(b['pd'], 100)} | {_fmt(b['fa'], 1e6)} |"
+        for m, b in best
+    ]
+    return lines + [""]
+
+
 def _report_md(result: CompareResult, rows, picks, command, written) -> str:
     p = result.protocol
     names = {w.name for w in written}
@@ -968,6 +992,7 @@ def _report_md(result: CompareResult, rows, picks, command, written) -> str:
         "detected / targets; Fa = pixels of unmatched predicted components / all pixels. "
         f"Time: {p['time_rule']}.",
         "",
+        *_best_threshold_md(rows),
         "## Rules per method",
         "",
         p["score_protocol"] + " The table states which rule each row used:",

@@ -409,7 +409,8 @@ def protocol(
 
 def report(result: EvaluationResult, proto: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """One flat dictionary: the summary metrics (plain fractions), the protocol, the Pd–Fa
-    curve and the skipped ids (what ``--json`` prints and ``metrics.json`` holds); ``extra``
+    curve, the metrics at the best sweep threshold (:meth:`Evaluator.best_threshold`, under
+    ``best_threshold``) and the skipped ids (what ``--json`` prints and ``metrics.json`` holds); ``extra``
     (e.g. :meth:`MethodScores.timing`) is added as is."""
     ev = result.evaluator
     out: dict[str, Any] = dict(ev.summary())
@@ -419,6 +420,7 @@ def report(result: EvaluationResult, proto: dict[str, Any], extra: dict[str, Any
     out.update(extra or {})
     out["skipped"] = [{"id": i, "error": e} for i, e in result.skipped]
     if ev.sweep is not None:
+        out["best_threshold"] = ev.best_threshold()
         c = ev.pd_fa_curve()
         out["pd_fa_curve"] = {
             "thresholds": c.thresholds.tolist(),

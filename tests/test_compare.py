@@ -100,6 +100,9 @@ def test_outputs_are_valid_files(full):
     assert len(doc["figure_images"]) == 3
     report = (out / "report.md").read_text()
     assert "| method | AUC | IoU (%)" in report and "![ROC](roc.png)" in report
+    assert "## At each method's best threshold (optimistic)" in report
+    for r in doc["methods"]:
+        assert f"| {r['method']} | {r['best_threshold']['threshold']:.2f} | " in report
     assert doc["protocol"]["ids_sha256"][:16] in report
     for r in doc["methods"]:
         assert f"| {r['method']} | {r['kind']} | {r['info']['score_rule']} | {r['info']['mask_rule']} |" in report
@@ -134,6 +137,7 @@ def test_numbers_equal_the_evaluator_on_the_method_outputs(data, full):
             assert row[key] == s[key] or (np.isnan(s[key]) and row[key] is None), (label, key)
         c = ev.pd_fa_curve()
         assert doc["pd_fa_curves"][label]["pd"] == c.pd.tolist()
+        assert row["best_threshold"] == pytest.approx(ev.best_threshold(), abs=1e-12, nan_ok=True), label
         assert doc["pd_fa_curves"][label]["fa"] == c.fa.tolist()
 
 

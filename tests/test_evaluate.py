@@ -92,6 +92,9 @@ def test_cli_json_matches_the_evaluator(tiny):
     assert 0 < data["miou"] < 1 and 0 < data["fa"] < 1e-1  # plain fractions, no percent scaling
     assert len(data["pd_fa_curve"]["pd"]) == 101
     assert "IoU %" in result.stderr and "{" not in result.stderr
+    best = _reference(root, expected).best_threshold()
+    assert data["best_threshold"] == pytest.approx(best, abs=1e-12)
+    assert f"best threshold (chosen on these images, optimistic): score > {best['threshold']:g}" in result.stderr
 
 
 def test_cli_out_folder_and_no_overwrite(tiny, tmp_path):

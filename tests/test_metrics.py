@@ -159,6 +159,29 @@ def test_summary_at_threshold_equals_its_sweep_point():
     assert curve.hits[1] == s["hits"] and curve.false_alarm_pixels[1] == s["false_alarm_pixels"]
 
 
+def test_best_threshold_is_the_sweep_point_with_the_highest_iou():
+    cases = _random_dataset(11, 25)
+    ev = _ours(cases)
+    best = ev.best_threshold()
+    at = _ours(cases, best["threshold"]).summary()  # a plain evaluation at that threshold
+    for key in ("miou", "niou", "pd", "fa", "precision", "recall", "f1", "hits", "false_alarm_pixels", "tp", "fp",
+                "fn"):
+        assert best[key] == pytest.approx(at[key], abs=1e-12), key
+    ious = [_ours(cases, t, sweep=None).summary()["miou"] for t in DEFAULT_SWEEP]
+    assert best["miou"] == pytest.approx(max(ious), abs=1e-12)
+    assert best["threshold"] == DEFAULT_SWEEP[int(np.argmax(ious))]  # ties: the lowest threshold
+    assert Evaluator(sweep=None).best_threshold() is None and Evaluator().best_threshold() is None
+
+
+def test_best_threshold_uses_scores_under_an_own_rule_mask():
+    cases = _random_dataset(12, 10)
+    plain, own = _ours(cases), Evaluator()
+    for k, (scores, gt) in enumerate(cases):
+        own.update(scores, gt, image_id=f"img{k}", pred=np.zeros(scores.shape, bool))
+    assert own.summary()["miou"] == 0.0
+    assert own.best_threshold() == plain.best_threshold()
+
+
 # -- curves --------------------------------------------------------------------------------------
 
 
@@ -395,6 +418,7 @@ def test_merge_equals_sequential():
     for key in s:
         assert s[key] == pytest.approx(t[key], abs=1e-12, nan_ok=True), key
     assert np.array_equal(whole.pd_fa_curve().hits, merged.pd_fa_curve().hits)
+    assert whole.best_threshold() == pytest.approx(merged.best_threshold(), abs=1e-12)
     assert [r["id"] for r in merged.per_image] == [r["id"] for r in whole.per_image]
     with pytest.raises(ValueError):
         Evaluator(0.5).merge(Evaluator(0.4))

@@ -131,6 +131,9 @@ class Evaluator:
         n = 0 if sweep is None else sweep.size
         self.sweep_hits = np.zeros(n, np.int64)
         self.sweep_false_alarm_pixels = np.zeros(n, np.int64)
+        self.sweep_intersection = np.zeros(n, np.int64)
+        self.sweep_pred_pixels = np.zeros(n, np.int64)
+        self.sweep_iou_sum = np.zeros(n, np.float64)
         self.per_image: list[dict] = []
 
     # -- accumulation -------------------------------------------------------------------------
@@ -195,6 +198,7 @@ class Evaluator:
         positives, negatives = score_histograms(scores, gt, self.bins)
         if self.sweep is not None:
             sweep_hits, sweep_fa = self._sweep(scores, gt, targets, None if own_rule else (pred_pixels, match))
+            sweep_inter, sweep_pred = self._sweep_pixels(scores, gt)
 
         # Commit only once everything succeeded.
         self.images += 1
@@ -213,6 +217,9 @@ class Evaluator:
         if self.sweep is not None:
             self.sweep_hits += sweep_hits
             self.sweep_false_alarm_pixels += sweep_fa
+            self.sweep_intersection += sweep_inter
+            self.sweep_pred_pixels += sweep_pred
+            self.sweep_iou_sum += sweep_inter / (sweep_pred + gt_pixels - sweep_inter + EPS)
         row = {
             "id": str(image_id),
             "height": int(gt.shape[0]),
@@ -254,6 +261,18 @@ class Evaluator:
             hits[k], fa[k] = cache[count]
         return hits, fa
 
+    def _sweep_pixels(self, scores, gt):
+        """Intersection and predicted pixels of ``scores > t`` for every sweep threshold ``t``.
+
+        One pass: ``searchsorted`` counts the thresholds strictly below each score, so a pixel
+        is predicted at threshold ``k`` exactly when that count exceeds ``k``.
+        """
+        n = self.sweep.size
+        below = np.searchsorted(self.sweep, scores.ravel(), side="left")
+        pred = np.bincount(below, minlength=n + 1)[::-1].cumsum()[::-1][1:]
+        inter = np.bincount(below[gt.ravel()], minlength=n + 1)[::-1].cumsum()[::-1][1:]
+        return inter.astype(np.int64), pred.astype(np.int64)
+
     def merge(self, other: "Evaluator") -> "Evaluator":
         """Add another evaluator's images to this one (e.g. from a parallel worker).
 
@@ -286,8 +305,9 @@ class Evaluator:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.positives = self.positives + other.positives
         self.negatives = self.negatives + other.negatives
-        self.sweep_hits = self.sweep_hits + other.sweep_hits
-        self.sweep_false_alarm_pixels = self.sweep_false_alarm_pixels + other.sweep_false_alarm_pixels
+        for name in ("sweep_hits", "sweep_false_alarm_pixels", "sweep_intersection", "sweep_pred_pixels",
+                     "sweep_iou_sum"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.per_image.extend(other.per_image)
         return self
 
@@ -326,6 +346,51 @@ class Evaluator:
             "hits": self.hits,
             "pixels": self.pixels,
             "false_alarm_pixels": self.false_alarm_pixels,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+        }
+
+    def best_threshold(self) -> dict | None:
+        """The metrics at the sweep threshold with the highest dataset IoU (oracle protocol).
+
+        Dai et al.'s protocol for saliency maps of classical methods: normalise the maps, sweep
+        thresholds and report the best one's metrics. The threshold is chosen on the very images
+        evaluated, so the figures are optimistic; they are what papers mean by a classical
+        method's "best threshold" row. Ties go to the lowest threshold.
+
+        Returns
+        -------
+        dict or None
+            ``threshold``, ``miou``, ``niou``, ``pd``, ``fa``, ``precision``, ``recall``, ``f1``,
+            ``hits``, ``false_alarm_pixels``, ``tp``, ``fp``, ``fn`` (masks ``scores > threshold``
+            on every image, whatever rule :meth:`summary` used); ``None`` without a sweep or
+            images.
+
+        References
+        ----------
+        .. [1] Y. Dai et al., "Asymmetric Contextual Modulation for Infrared Small Target
+           Detection", WACV 2021, and https://github.com/YimianDai/open-acm/issues/15.
+        """
+        if self.sweep is None or not self.images:
+            return None
+        union = self.sweep_pred_pixels + self.gt_pixels - self.sweep_intersection
+        k = int(np.argmax(self.sweep_intersection / (union + EPS)))
+        tp = int(self.sweep_intersection[k])
+        fp = int(self.sweep_pred_pixels[k]) - tp
+        fn = self.gt_pixels - tp
+        precision, recall, f1 = precision_recall_f1(tp, fp, fn)
+        return {
+            "threshold": float(self.sweep[k]),
+            "miou": iou(tp, int(union[k]), EPS),
+            "niou": float(self.sweep_iou_sum[k]) / self.images,
+            "pd": _ratio(self.sweep_hits[k], self.targets),
+            "fa": _ratio(self.sweep_false_alarm_pixels[k], self.pixels),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "hits": int(self.sweep_hits[k]),
+            "false_alarm_pixels": int(self.sweep_false_alarm_pixels[k]),
             "tp": tp,
             "fp": fp,
             "fn": fn,

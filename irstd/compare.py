@@ -60,6 +60,7 @@ __all__ = [
     "parse_methods",
     "prepare_out",
     "select_images",
+    "latex_table",
     "table_rows",
     "write_outputs",
 ]
@@ -73,6 +74,7 @@ CACHE_FORMAT = 1
 #: What :func:`write_outputs` writes (besides ``compare.json`` and ``cache/``).
 OUTPUT_FILES = (
     "metrics.csv",
+    "metrics.tex",
     "metrics.json",
     "per_image.csv",
     "roc.png",
@@ -894,6 +896,7 @@ def write_outputs(
     per_image = [dict(row, method=r.label) for r in result.methods for row in r.evaluator.per_image]
     written = [
         io.write_text(out / "metrics.csv", _csv(rows, TABLE_FIELDS)),
+        io.write_text(out / "metrics.tex", latex_table(rows)),
         io.write_json(out / "metrics.json", jsonable(document)),
         io.write_text(out / "per_image.csv", _csv(per_image, ("method", *PER_IMAGE_FIELDS))),
         plot_roc({r.label: r.evaluator.roc() for r in result.methods}, out / "roc.png"),
@@ -967,6 +970,47 @@ def _best_threshold_md(rows) -> list[str]:
         for m, b in best
     ]
     return lines + [""]
+
+
+def _tex(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped."""
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(c, c) for c in text)
+
+
+def latex_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The paper-style table as a LaTeX ``tabular`` (booktabs rules), best value per column in bold.
+
+    Columns as :func:`markdown_table` without the per-200-images time; the best value is the
+    highest AUC, IoU, nIoU, F1 and Pd and the lowest Fa (ties all bold).
+    """
+    columns = (("auc", 1, 4, max), ("miou", 100, 2, max), ("niou", 100, 2, max), ("f1", 100, 2, max),
+               ("pd", 100, 2, max), ("fa", 1e6, 2, min))
+    best = {}
+    for key, scale, digits, pick in columns:
+        values = [round(r[key] * scale, digits) for r in rows
+                  if isinstance(r[key], float | int) and math.isfinite(r[key])]
+        best[key] = pick(values) if values else None
+    lines = [
+        "% irstd compare: AUC = pixel ROC area; IoU dataset-accumulated, nIoU per-image mean (%); F1 pixel level (%);",
+        "% Pd = detected / targets (%); Fa = unmatched predicted pixels / all pixels (x 10^-6). Needs \\usepackage{booktabs}.",
+        r"\begin{tabular}{lrrrrrrrr}",
+        r"\toprule",
+        r"Method & AUC & IoU (\%) & nIoU (\%) & F1 (\%) & $P_d$ (\%) & $F_a$ ($10^{-6}$) & s / image & Params \\",
+        r"\midrule",
+    ]
+    for r in rows:
+        cells = [_tex(str(r["method"]))]
+        for key, scale, digits, _ in columns:
+            text = _fmt(r[key], scale, digits)
+            if text != "n/a" and round(r[key] * scale, digits) == best[key]:
+                text = rf"\textbf{{{text}}}"
+            cells.append(text)
+        cells += [_fmt(r["seconds_per_image"], 1, 3), "--" if r["parameters"] is None else _params(r["parameters"])]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
 
 
 def _report_md(result: CompareResult, rows, picks, command, written) -> str:
@@ -1043,7 +1087,8 @@ def _report_md(result: CompareResult, rows, picks, command, written) -> str:
         "",
         "## Files",
         "",
-        "`metrics.csv`, `metrics.json` (table, protocol, Pd–Fa curves), `per_image.csv` (per method "
+        "`metrics.csv`, `metrics.tex` (the table as a LaTeX tabular, booktabs), `metrics.json` (table, "
+        "protocol, Pd–Fa curves), `per_image.csv` (per method "
         "and image), the figures above; `cache/` holds every method's scores (`.npy`, lossless), "
         "masks (`.png`) and times per image, reused by a rerun.",
         "",

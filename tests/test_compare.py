@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from irstd import methods as methods_module
 from irstd.cli.main import app
-from irstd.compare import MARKER, OUTPUT_FILES, TABLE_FIELDS, method_key, parse_methods
+from irstd.compare import MARKER, OUTPUT_FILES, TABLE_FIELDS, latex_table, method_key, parse_methods
 from irstd.data import open_dataset
 from irstd.errors import InputError
 from irstd.figures import block_max
@@ -294,3 +294,22 @@ def test_cache_key_follows_the_code(monkeypatch, tmp_path):
     edited.write_text("# edited\n")
     monkeypatch.setattr(compare_module, "_code_files", lambda m: [edited])
     assert method_key("lcm", method, threshold=None, bit_depth=None)["code_sha256"] != key["code_sha256"]
+
+
+def test_latex_table_escapes_and_marks_the_best():
+    rows = [
+        dict(method="cgrinet:my_run", auc=0.965, miou=0.7237, niou=0.7329, f1=0.8397, pd=0.9351, fa=17.51e-6,
+             seconds_per_image=0.09, parameters=1824106),
+        dict(method="ipi", auc=0.9144, miou=0.5843, niou=0.626, f1=0.7376, pd=0.958, fa=166.01e-6,
+             seconds_per_image=2.4, parameters=None),
+        dict(method="lcm", auc=0.9712, miou=0.0907, niou=0.1456, f1=0.1664, pd=0.958, fa=float("nan"),
+             seconds_per_image=0.013, parameters=None),
+    ]
+    tex = latex_table(rows)
+    body = [line for line in tex.splitlines() if line.endswith(r"\\") and not line.startswith("Method")]
+    assert body[0] == (r"cgrinet:my\_run & 0.9650 & \textbf{72.37} & \textbf{73.29} & \textbf{83.97} & 93.51 & "
+                       r"\textbf{17.51} & 0.090 & 1.824 M \\")
+    assert body[1].startswith(r"ipi & 0.9144 & 58.43 & 62.60 & 73.76 & \textbf{95.80} & 166.01 &")
+    assert body[1].endswith(r"& -- \\")
+    assert body[2].startswith(r"lcm & \textbf{0.9712} &") and r"\textbf{95.80} & n/a &" in body[2]  # ties: both bold
+    assert tex.count(r"\begin{tabular}") == 1 and r"\bottomrule" in tex

@@ -27,7 +27,8 @@ ENGINE_HELP = "What runs CgriNet: torch, or onnx (ONNX Runtime on the CPU, 2.2-2
 #: Help of --tile and --overlap (detect, evaluate).
 TILE_HELP = (
     "Run on overlapping N×N tiles of bigger frames, stitched by centre crop (at least 64): bounds memory "
-    "and IPI/NRAM patch matrices; LCM is unchanged, CgriNet/IPI/NRAM see tiles instead of the frame."
+    "and IPI/NRAM patch matrices. LCM's map is unchanged (overlap >= 26); CgriNet, IPI and NRAM see tiles "
+    "instead of the frame (docs/detect.md)."
 )
 OVERLAP_HELP = "Pixels shared by neighbouring tiles with --tile (at most half a tile)."
 

@@ -30,7 +30,7 @@ TILE_HELP = (
     "and IPI/NRAM patch matrices. LCM's map is unchanged (overlap >= 26); CgriNet, IPI and NRAM see tiles "
     "instead of the frame (docs/detect.md)."
 )
-OVERLAP_HELP = "Pixels shared by neighbouring tiles with --tile (at most half a tile)."
+OVERLAP_HELP = "Pixels shared by neighbouring tiles with --tile, at most half a tile (default 64, or half a smaller tile)."
 
 #: Help of --input-range (detect, evaluate, compare).
 INPUT_RANGE_HELP = (

@@ -17,9 +17,10 @@ from rich.table import Table
 
 from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
 from irstd.errors import InputError
-from irstd.tiles import DEFAULT_OVERLAP
 
 _MAX_SKIPPED_SHOWN = 20
+#: Frames above this many pixels (2048²) without --tile get a hint about it (docs/detect.md).
+_TILE_HINT_PIXELS = 2048 * 2048
 
 CSV_FIELDS = ("image", "frame", "width", "height", "method", "threshold", "rule",
               "target", "x", "y", "bbox_x", "bbox_y", "bbox_width", "bbox_height", "area", "peak", "mean")
@@ -58,6 +59,7 @@ class _Renderer:
         self.images = 0
         self.targets = 0
         self.seconds = 0.0
+        self.largest = 0  # pixels of the largest frame
         self.writer = None
         if fmt is Format.csv:
             self.writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
@@ -67,6 +69,7 @@ class _Renderer:
         from irstd.targets import flatten_target
 
         self.images += 1
+        self.largest = max(self.largest, det.width * det.height)
         self.targets += len(det.targets)
         self.seconds += det.output.seconds
         if self.fmt is Format.json:
@@ -139,7 +142,7 @@ def detect(
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
-    overlap: int = typer.Option(DEFAULT_OVERLAP, "--overlap", help=OVERLAP_HELP),
+    overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
     skip_errors: bool = typer.Option(False, "--skip-errors", help="Go on past unreadable images, list them at the end, exit 3."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never an input)."),
 ) -> None:
@@ -187,6 +190,9 @@ def detect(
                f"image{'s' * (done != 1)}; mask: {meth.mask_rule}; method time {renderer.seconds:.2f} s"),
         style="dim", highlight=False,
     )
+    if tile is None and renderer.largest > _TILE_HINT_PIXELS:
+        console.print("tip: frames this large run faster and in far less memory with --tile 512 (docs/detect.md)",
+                      style="dim", highlight=False)
     if kinds and done:
         console.print(escape(f"wrote {', '.join(f'{k}s' if k != 'scores' else k for k in kinds)} to {out}"),
                       highlight=False)

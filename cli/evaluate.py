@@ -13,7 +13,6 @@ from rich.table import Table
 
 from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
 from irstd.errors import InputError
-from irstd.tiles import DEFAULT_OVERLAP
 
 _MAX_SKIPPED_SHOWN = 20
 
@@ -64,7 +63,7 @@ def evaluate(
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
-    overlap: int = typer.Option(DEFAULT_OVERLAP, "--overlap", help=OVERLAP_HELP),
+    overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram."),
     save_predictions: Path = typer.Option(
         None, "--save-predictions", help="With --method: also write each score map as <id>.png (16-bit) into this folder."

@@ -299,7 +299,7 @@ def get_method(
     input_range: str | None = None,
     engine: str = "torch",
     tile: int | None = None,
-    overlap: int = DEFAULT_OVERLAP,
+    overlap: int | None = None,
 ) -> Method:
     """Build a method from its specification.
 
@@ -332,7 +332,8 @@ def get_method(
         (:func:`irstd.tiles.map_tiled`; at least 64): bounds memory and IPI/NRAM's patch
         matrices. ``None`` (default): the whole frame at once.
     overlap : int, optional
-        Pixels shared by neighbouring tiles (64 by default, at most ``tile // 2``).
+        Pixels shared by neighbouring tiles, at most ``tile // 2`` (default: 64, or
+        ``tile // 2`` for tiles under 128).
 
     Returns
     -------
@@ -353,6 +354,8 @@ def get_method(
         raise InputError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "onnx" and device not in (None, "cpu"):
         raise InputError(f"--engine onnx runs on the CPU; --device {device} needs --engine torch")
+    if overlap is None:
+        overlap = DEFAULT_OVERLAP if tile is None else min(DEFAULT_OVERLAP, int(tile) // 2)
     check_tiling(tile, overlap)
     tiled = "" if tile is None else f"; on {tile}-pixel tiles overlapping by {overlap}"
     text = str(spec).strip()

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from irstd import methods
 from irstd.baselines import lcm
+from irstd.cli import detect as cli_detect
 from irstd.cli.main import app
 from irstd.errors import InputError
 from irstd.io import write_image
@@ -64,6 +65,8 @@ def test_lcm_on_tiles_equals_lcm_on_the_frame():
     assert "on 64-pixel tiles overlapping by 26" in method.score_rule
     assert method.tiling() == {"size": 64, "overlap": 26}
     assert get_method("lcm").tiling() is None
+    assert get_method("lcm", tile=100).tiling() == {"size": 100, "overlap": 50}  # default: 64, or half the tile
+    assert get_method("lcm", tile=512).tiling() == {"size": 512, "overlap": 64}
 
 
 def test_network_on_tiles(tmp_path):
@@ -94,7 +97,7 @@ def test_bad_tiling(tile, overlap, needle):
         get_method("lcm", tile=tile, overlap=overlap)
 
 
-def test_cli_tile(tmp_path):
+def test_cli_tile(tmp_path, monkeypatch):
     image = np.round(make_scene(np.random.default_rng(4), 130, 160)[0] * 255).astype(np.uint8)
     write_image(tmp_path / "a.png", image)
     runner = CliRunner()
@@ -106,6 +109,12 @@ def test_cli_tile(tmp_path):
     plain = runner.invoke(app, ["detect", str(tmp_path / "a.png"), "--method", "lcm", "-f", "json"])
     (p,) = [json.loads(line) for line in plain.stdout.splitlines() if line.strip()]
     assert p["tile"] is None and p["targets"] == d["targets"]  # LCM: exact with that overlap
+    assert "--tile 512" not in plain.stderr  # small frames: no hint
+    monkeypatch.setattr(cli_detect, "_TILE_HINT_PIXELS", 100 * 100)
+    hinted = runner.invoke(app, ["detect", str(tmp_path / "a.png"), "--method", "lcm"])
+    assert hinted.exit_code == 0 and "tip: frames this large" in hinted.stderr and "--tile 512" in hinted.stderr
+    tiled = runner.invoke(app, ["detect", str(tmp_path / "a.png"), "--method", "lcm", "--tile", "64"])
+    assert tiled.exit_code == 0 and "tip:" not in tiled.stderr
     bad = runner.invoke(app, ["detect", str(tmp_path / "a.png"), "--method", "lcm", "--tile", "32"])
     assert bad.exit_code == 2 and "--tile" in bad.stderr and "Traceback" not in bad.stderr
     bad = runner.invoke(app, ["evaluate", "--dataset", str(tmp_path), "--split", "test",

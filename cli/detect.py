@@ -119,7 +119,8 @@ class _Renderer:
 def detect(
     inputs: list[str] = typer.Argument(
         ..., metavar="INPUT",
-        help="Image files, folders, glob patterns (quoted is fine), multi-page TIFFs, or - for paths on stdin.",
+        help="Image files, videos (mp4, avi, mov, mkv, ...: every frame), folders, glob patterns (quoted is fine), "
+        "multi-page TIFFs, or - for paths on stdin.",
     ),
     method: str = typer.Option(
         None, "--method", "-m",

@@ -4,7 +4,7 @@ Steps, each a function the CLI calls:
 
 1. :func:`collect_inputs` turns the command line's inputs (files, folders, glob patterns, a
    list of paths) into image files, in order.
-2. :func:`plan_items` expands multi-page TIFFs into one :class:`Item` per frame.
+2. :func:`plan_items` expands multi-page TIFFs and videos into one :class:`Item` per frame.
 3. :func:`plan_outputs` names the files to write under ``--out`` and refuses, before any work,
    an output that would replace an input or an existing file (without ``overwrite``).
 4. :func:`detect` runs a :class:`irstd.methods.Method` on every item (in worker processes for
@@ -13,7 +13,7 @@ Steps, each a function the CLI calls:
 5. :func:`save_outputs` writes the mask, score map and overlay of a detection atomically.
 
 Files written under ``--out`` (``<name>`` is the image's file stem, with ``_f<k>`` appended for
-frame ``k`` of a multi-page TIFF):
+frame ``k`` of a multi-page TIFF or a video):
 
 ``masks/<name>.png``
     The method's mask, 8-bit 0/255, native size.
@@ -58,6 +58,8 @@ __all__ = [
 OUTPUT_KINDS = {"mask": "masks", "scores": "scores", "overlay": "overlays"}
 
 _GLOB_CHARS = set("*?[")
+#: What folder and pattern inputs pick up: images and videos.
+_INPUT_SUFFIXES = io.IMAGE_SUFFIXES + io.VIDEO_SUFFIXES
 
 
 def _natural_key(path: Path):
@@ -69,7 +71,7 @@ def _folder_images(folder: Path, recursive: bool) -> list[Path]:
     pattern = "**/*" if recursive else "*"
     found = [
         p for p in folder.glob(pattern)
-        if p.is_file() and p.suffix.lower() in io.IMAGE_SUFFIXES
+        if p.is_file() and p.suffix.lower() in _INPUT_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
     return sorted(found, key=lambda p: _natural_key(p.relative_to(folder)))
@@ -81,13 +83,14 @@ def collect_inputs(
     recursive: bool = False,
     stdin_lines: Iterable[str] | None = None,
 ) -> list[Path]:
-    """The image files named by ``inputs``, in order, each once.
+    """The image and video files named by ``inputs``, in order, each once.
 
     Parameters
     ----------
     inputs : sequence of str or path
-        Image files; folders (every ``.png .tif .tiff .jpg .jpeg .bmp`` file inside, hidden
-        files skipped, natural sort order; sub-folders only with ``recursive``); glob patterns
+        Image and video files; folders (every image, ``.png .tif .tiff .jpg .jpeg .bmp``, and
+        video, :data:`irstd.io.VIDEO_SUFFIXES`, inside; hidden files skipped, natural sort
+        order; sub-folders only with ``recursive``); glob patterns
         (``*``, ``?``, ``[...]``, ``**``), expanded here so quoted patterns work; ``-`` for the
         lines of ``stdin_lines`` (one path per line, blank lines ignored, no pattern
         expansion).
@@ -120,7 +123,7 @@ def collect_inputs(
         if p.is_dir():
             images = _folder_images(p, recursive)
             if not images:
-                raise InputError(f"{name}: no images ({', '.join(io.IMAGE_SUFFIXES)}) in this folder"
+                raise InputError(f"{name}: no images or videos ({', '.join(_INPUT_SUFFIXES)}) in this folder"
                                  + ("" if recursive else " (sub-folders need --recursive)"))
             for q in images:
                 add(q)
@@ -129,7 +132,7 @@ def collect_inputs(
         elif expand and _GLOB_CHARS & set(name):
             matches = sorted(_glob.glob(name, recursive=True), key=lambda s: _natural_key(Path(s)))
             files = [Path(m) for m in matches if Path(m).is_file()
-                     and Path(m).suffix.lower() in io.IMAGE_SUFFIXES]
+                     and Path(m).suffix.lower() in _INPUT_SUFFIXES]
             for m in matches:
                 if Path(m).is_dir():
                     files.extend(_folder_images(Path(m), recursive))
@@ -158,7 +161,7 @@ def collect_inputs(
 
 @dataclass(frozen=True)
 class Item:
-    """One image to run: a file and a frame (page of a multi-page TIFF)."""
+    """One image to run: a file and a frame (page of a multi-page TIFF, frame of a video)."""
 
     path: Path
     frame: int = 0
@@ -184,7 +187,8 @@ class Skipped:
 
 
 def plan_items(paths: Sequence[Path], *, skip_errors: bool = False) -> tuple[list[Item], list[Skipped]]:
-    """One :class:`Item` per frame of every file (every page of a multi-page TIFF).
+    """One :class:`Item` per frame of every file (every page of a multi-page TIFF, every frame
+    of a video).
 
     Parameters
     ----------

@@ -52,6 +52,7 @@ from irstd.errors import InputError
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
     "INPUT_RANGES",
     "atomic_write",
     "bit_depth_rule",
@@ -59,6 +60,7 @@ __all__ = [
     "image_facts",
     "image_info",
     "input_rule",
+    "is_video",
     "mask_from_image",
     "mask_full_value",
     "parse_input_range",
@@ -75,6 +77,9 @@ __all__ = [
 
 #: File name suffixes recognised as images (lower case).
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+#: File name suffixes read as videos, frame by frame (FFmpeg through OpenCV; 8-bit frames).
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
 
 #: ITU-R 601-2 luma weights (R, G, B).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -331,6 +336,94 @@ def _read_tiff(p: Path, frame: int) -> np.ndarray:
     return _check_size(arr, p)
 
 
+# ---- video (OpenCV / FFmpeg) ----------------------------------------------------------------
+
+#: Forward gaps up to this many frames are skipped by decoding instead of seeking (exact, and
+#: cheaper than a seek to the previous key frame; worker processes read every N-th frame).
+_VIDEO_SKIP = 64
+
+
+def _video_capture(p: Path):
+    """``cv2.VideoCapture`` of ``p`` with FFmpeg's own log lines silenced (they would break the
+    one-line errors; set ``OPENCV_FFMPEG_LOGLEVEL`` to see them)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg starts
+    import cv2
+
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        cap.release()
+        raise InputError(f"{p}: not a readable video (FFmpeg cannot open it)")
+    return cap
+
+
+class _VideoReader:
+    """One open video, positioned after the frame it read last (reused for the next frame)."""
+
+    def __init__(self, p: Path, key: tuple) -> None:
+        self.key = key
+        self.cap = _video_capture(p)
+        self.next = 0  # index of the frame the next read() returns
+        self.last: tuple[int, np.ndarray] | None = None
+
+    def frame(self, p: Path, k: int) -> np.ndarray:
+        import cv2
+
+        if self.last is not None and self.last[0] == k:
+            return self.last[1].copy()
+        if k < self.next or k - self.next > _VIDEO_SKIP:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, k)
+            self.next = k
+        while self.next < k:  # a short gap: decode forward
+            if not self.cap.grab():
+                raise InputError(f"{p}: frame {k} out of range (the video ends at frame {self.next - 1})")
+            self.next += 1
+        ok, bgr = self.cap.read()
+        if not ok or bgr is None:
+            raise InputError(f"{p}: frame {k} out of range or not decodable")
+        self.next = k + 1
+        grey = _check_size(_to_grey(bgr, p, rgb_order=False), p)
+        self.last = (k, grey)
+        return grey.copy()
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+_video_reader: _VideoReader | None = None
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is read as a video (by its suffix, :data:`VIDEO_SUFFIXES`)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def _read_video(p: Path, frame: int) -> np.ndarray:
+    """Frame ``frame`` of a video as 8-bit grey; sequential reads reuse one open decoder."""
+    global _video_reader
+    st = os.stat(p)
+    key = (os.path.realpath(p), st.st_mtime_ns, st.st_size)
+    if _video_reader is None or _video_reader.key != key:
+        if _video_reader is not None:
+            _video_reader.close()
+            _video_reader = None
+        _video_reader = _VideoReader(p, key)
+    return _video_reader.frame(p, frame)
+
+
+def _count_video_frames(p: Path) -> int:
+    """Frames of a video, counted by decoding (container headers are often approximate)."""
+    cap = _video_capture(p)
+    try:
+        n = 0
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    if n == 0:
+        raise InputError(f"{p}: no decodable frame in this video")
+    return n
+
+
 # --------------------------------------------------------------------------------------------
 # public reading API
 # --------------------------------------------------------------------------------------------
@@ -342,9 +435,11 @@ def read_image(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
     Parameters
     ----------
     path : str or path-like
-        PNG, TIFF, JPEG or BMP file (other formats Pillow reads in 8 bits also work).
+        PNG, TIFF, JPEG or BMP file (other formats Pillow reads in 8 bits also work), or a
+        video (:data:`VIDEO_SUFFIXES`, decoded by FFmpeg through OpenCV).
     frame : int, optional
-        Page of a multi-page TIFF (0-based). Other files have one frame.
+        Page of a multi-page TIFF or frame of a video (0-based). Other files have one frame.
+        Reading a video's frames in order decodes each once.
 
     Returns
     -------
@@ -361,6 +456,8 @@ def read_image(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
     p = _check_file(path)
     if frame < 0:
         raise InputError(f"{path}: frame {frame} out of range")
+    if is_video(p):
+        return _read_video(p, frame)
     kind, head = _sniff_head(p)
     if kind == "tiff":
         return _read_tiff(p, frame)
@@ -374,8 +471,11 @@ def read_image(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
 
 
 def count_frames(path: str | os.PathLike) -> int:
-    """Number of frames in an image file (pages of a TIFF; 1 for PNG, JPEG, BMP)."""
+    """Number of frames in an image file (pages of a TIFF; 1 for PNG, JPEG, BMP) or a video
+    (counted by decoding it once)."""
     p = _check_file(path)
+    if is_video(p):
+        return _count_video_frames(p)
     kind = _sniff(p)
     if kind == "tiff":
         with _open_tiff(p) as tif:
@@ -392,11 +492,16 @@ def count_frames(path: str | os.PathLike) -> int:
 
 
 def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Iterate over the frames of an image file (every page of a multi-page TIFF).
+    """Iterate over the frames of an image file (every page of a multi-page TIFF, every frame
+    of a video).
 
     Yields 2-D grey arrays with the rules of :func:`read_image`.
     """
     p = _check_file(path)
+    if is_video(p):
+        for k in range(_count_video_frames(p)):
+            yield _read_video(p, k)
+        return
     if _sniff(p) != "tiff":
         for i in range(count_frames(p)):
             yield read_image(p, frame=i)

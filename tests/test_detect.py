@@ -112,6 +112,36 @@ def test_multipage_tiff_frames(tmp_path):
     assert lines[1]["targets"] == results[1].targets
 
 
+def test_video_frames(tmp_path):
+    import cv2
+
+    frames = [_scene(k) for k in range(5)]
+    d = tmp_path / "clips"
+    d.mkdir()
+    writer = cv2.VideoWriter(str(d / "run.mkv"), cv2.VideoWriter_fourcc(*"FFV1"), 25, (112, 96), True)
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    (d / "broken.mp4").write_bytes(b"not a video " * 20)
+    assert collect_inputs([d]) == [d / "broken.mp4", d / "run.mkv"]  # folders list videos too
+    items, _ = plan_items([d / "run.mkv"])
+    assert [i.name for i in items] == [f"run_f{k}" for k in range(5)]
+    result = _run(d / "run.mkv", "--method", "lcm", "-f", "json", "--out", tmp_path / "out", "--save-mask")
+    assert result.exit_code == 0, result.stderr
+    lines = _json_lines(result)
+    assert [x["frame"] for x in lines] == list(range(5)) and {(x["width"], x["height"]) for x in lines} == {(112, 96)}
+    method = get_method("lcm")
+    for k, x in enumerate(lines):
+        ref = method.run(frames[k])  # lossless video: the frames themselves
+        assert x["targets"] == json.loads(json.dumps(find_targets(ref.mask, ref.scores)))
+        np.testing.assert_array_equal(read_image(tmp_path / "out" / "masks" / f"run_f{k}.png") > 0, ref.mask)
+    parallel = _run(d / "run.mkv", "--method", "lcm", "-f", "json", "--workers", "2")
+    assert _json_lines(parallel) == [dict(x, seconds=y["seconds"]) for x, y in zip(lines, _json_lines(parallel))]
+    _one_line_error(_run(d, "--method", "lcm"), "broken.mp4: not a readable video")
+    skipped = _run(d, "--method", "lcm", "-f", "json", "--skip-errors")
+    assert skipped.exit_code == 3 and len(_json_lines(skipped)) == 5 and "broken.mp4" in skipped.stderr
+
+
 # -- formats ------------------------------------------------------------------------------------
 
 

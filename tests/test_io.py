@@ -133,6 +133,44 @@ def test_multipage_tiff_frames(tmp_path, rng):
     assert io.count_frames(tmp_path / "stack.tif") == 4
 
 
+def _write_video(path, frames):
+    """A lossless (FFV1) colour video of ``frames`` (each (H, W, 3) BGR uint8)."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25, (w, h), True)
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def test_video_frames_in_any_order(tmp_path, rng):
+    bgr = rng.integers(0, 256, (80, 24, 32, 3), dtype=np.uint8)  # 80 frames: seeks and forward skips
+    path = _write_video(tmp_path / "clip.mkv", list(bgr))
+    want = [np.asarray(Image.fromarray(f[..., ::-1]).convert("L")) for f in bgr]  # luma as Pillow's
+    assert io.count_frames(path) == 80
+    frames = list(io.read_frames(path))
+    assert len(frames) == 80 and all(f.dtype == np.uint8 for f in frames)
+    for f, w in zip(frames, want):
+        np.testing.assert_array_equal(f, w)
+    for k in (5, 5, 3, 79, 0, 10, 77, 1):  # repeat, back, far forward, short forward
+        np.testing.assert_array_equal(io.read_image(path, frame=k), want[k])
+    with pytest.raises(InputError, match="frame 80 out of range"):
+        io.read_image(path, frame=80)
+    assert io.is_video(path) and io.is_video("A.MP4") and not io.is_video("a.png")
+
+
+def test_video_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video " * 50)
+    for read in (io.count_frames, io.read_image):
+        with pytest.raises(InputError, match=r"bad.mp4: not a readable video"):
+            read(bad)
+    (tmp_path / "empty.avi").write_bytes(b"")
+    with pytest.raises(InputError, match="empty file"):
+        io.read_image(tmp_path / "empty.avi")
+
+
 def test_single_frame_counts(tmp_path):
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "a.png")
     assert io.count_frames(tmp_path / "a.png") == 1

@@ -76,6 +76,11 @@ def evaluate(
     skip_errors: bool = typer.Option(
         False, "--skip-errors", help="Skip unusable ids (missing/bad/size-mismatched maps), list them, exit 3."
     ),
+    compat: str = typer.Option(
+        None, "--compat",
+        help="Reproduce another code base's protocol, only to compare with its tables: dnanet (images and masks "
+        "resized to 256x256, DNANet's false-alarm count). Default: BasicIRSTD's, at native resolution.",
+    ),
     pd_fa_step: float = typer.Option(
         0.01, "--pd-fa-step", min=0.0, max=1.0, help="Threshold step of the Pd-Fa curve and of the best-threshold search (1/STEP must be whole); 0 skips both (faster)."
     ),
@@ -90,7 +95,9 @@ def evaluate(
     Exit status: 0 done; 2 unusable input; 3 some ids skipped under --skip-errors.
     """
     from irstd.data import open_dataset
+    from irstd.metrics import Evaluator
     from irstd.evaluate import (
+        COMPAT,
         MethodScores,
         SavedPredictions,
         check_out_dir,
@@ -117,6 +124,9 @@ def evaluate(
     if tile is not None and method is None:
         raise InputError("--tile: only with --method (saved predictions are already computed)")
     sweep = sweep_thresholds(pd_fa_step)
+    if compat is not None and compat not in COMPAT:
+        raise InputError(f"--compat: expected one of {', '.join(COMPAT)}, got {compat!r}")
+    size = None if compat is None else COMPAT[compat]["size"]
     if out is not None:
         check_out_dir(out, overwrite)  # before any work
     if save_predictions is not None:
@@ -133,7 +143,8 @@ def evaluate(
         source = SavedPredictions(predictions)
         threshold = 0.5 if threshold is None else threshold
     else:
-        source = MethodScores(ds, ids, meth, workers=workers, save_to=save_predictions, overwrite=overwrite)
+        source = MethodScores(ds, ids, meth, workers=workers, save_to=save_predictions, overwrite=overwrite,
+                              resize=size)
         threshold = 0.5 if meth.threshold is None else meth.threshold  # own rule: the evaluator's τ is unused for masks
 
     with Progress(
@@ -153,6 +164,8 @@ def evaluate(
             sweep=sweep,
             skip_errors=skip_errors,
             progress=lambda done, total, _id: bar.update(task, completed=done),
+            evaluator=Evaluator(threshold, sweep=sweep, fa_rule="basicirstd" if compat is None else COMPAT[compat]["fa_rule"]),
+            resize=size,
         )
     if meth is not None:
         source.close()
@@ -166,7 +179,7 @@ def evaluate(
 
     proto = protocol(
         dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold,
-        method=meth, workers=None if meth is None else workers,
+        method=meth, workers=None if meth is None else workers, compat=compat,
     )
     extra = None if meth is None else source.timing()
     summary = result.evaluator.summary()
@@ -190,9 +203,11 @@ def evaluate(
             f"Fa {_num(best['fa'], 1e6, 2)} ×10⁻⁶, F1 {_pct(best['f1'])} %"
         ), highlight=False)
     console.print(
-        "native resolution; 8-connected targets, centroid distance < 3 px, greedy first-found; "
-        "Fa = unmatched predicted pixels / all pixels",
-        style="dim",
+        ("native resolution; 8-connected targets, centroid distance < 3 px, greedy first-found; "
+         "Fa = unmatched predicted pixels / all pixels") if compat is None else
+        (f"--compat {compat}: {proto['resolution']}; Fa: {proto['fa_rule']}; reproduces their tables, "
+         "not the BasicIRSTD protocol"),
+        style="dim", highlight=False,
     )
     if out is not None:
         name = meth.name if meth is not None else (predictions.name or "predictions")

@@ -27,6 +27,7 @@ from irstd.metrics import DEFAULT_SWEEP, MATCH_DISTANCE, PER_IMAGE_FIELDS, Evalu
 from irstd.metrics.plots import plot_pd_fa, plot_pr, plot_roc
 
 __all__ = [
+    "COMPAT",
     "PREDICTION_SUFFIXES",
     "REPORT_FILES",
     "EvaluationResult",
@@ -38,6 +39,7 @@ __all__ = [
     "jsonable",
     "protocol",
     "report",
+    "resize_for_compat",
     "sweep_thresholds",
     "write_report",
 ]
@@ -47,6 +49,11 @@ PREDICTION_SUFFIXES = (".png", ".npy")
 
 #: What :func:`write_report` writes into a run folder.
 REPORT_FILES = ("metrics.json", "per_image.csv", "roc.png", "pr.png", "pd_fa.png")
+
+#: Other code bases' evaluation protocols that ``irstd evaluate --compat NAME`` reproduces, only
+#: to compare with their published tables: the evaluation size (images and masks resized to
+#: size × size) and the false-alarm rule (:data:`irstd.metrics.FA_RULES`).
+COMPAT = {"dnanet": {"size": 256, "fa_rule": "dnanet"}}
 
 ScoreSource = Callable[[str], np.ndarray]
 Progress = Callable[[int, int, str], None]
@@ -104,6 +111,16 @@ class SavedPredictions:
         return f"SavedPredictions({str(self.folder)!r})"
 
 
+def _resized(item, size: int):
+    """An image path read and resized for :class:`MethodScores` (an error is passed on)."""
+    if isinstance(item, InputError):
+        return item
+    try:
+        return resize_for_compat(io.read_image(item), size)
+    except InputError as exc:
+        return exc
+
+
 class MethodScores:
     """Score source running a method on a dataset's images, in id order.
 
@@ -124,6 +141,8 @@ class MethodScores:
         usable later with ``--predictions``.
     overwrite : bool, optional
         Replace existing ``<id>.png`` files in ``save_to``.
+    resize : int, optional
+        Run the method on each image resized to ``resize × resize`` (:func:`resize_for_compat`).
 
     Attributes
     ----------
@@ -138,7 +157,8 @@ class MethodScores:
     """
 
     def __init__(self, dataset: Dataset, ids: Sequence[str], method, *, workers: int = 1,
-                 save_to: str | os.PathLike | None = None, overwrite: bool = False) -> None:
+                 save_to: str | os.PathLike | None = None, overwrite: bool = False,
+                 resize: int | None = None) -> None:
         from irstd.methods import run_method
 
         self.method = method
@@ -155,6 +175,8 @@ class MethodScores:
                 items.append(self._paths[image_id])
             except InputError as exc:
                 items.append(exc)
+        if resize is not None:  # read and resize here; the method gets the arrays
+            items = (_resized(item, resize) for item in items)
         self._runs = run_method(method, items, workers=workers, skip_errors=True)
         self._results = zip(self.ids, self._runs)
 
@@ -211,6 +233,37 @@ class EvaluationResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+def resize_for_compat(array: np.ndarray, size: int, *, mask: bool = False) -> np.ndarray:
+    """DNANet's test geometry: an image resized to ``size × size`` bilinearly, a mask by nearest
+    neighbour (Pillow's ``BILINEAR`` / ``NEAREST``, as DNANet's data loader).
+
+    Parameters
+    ----------
+    array : (H, W) ndarray
+        A grey image (uint8, uint16 or float32; DNANet resizes its RGB copy of 8-bit frames, the
+        same values up to rounding) or, with ``mask``, a boolean mask.
+    size : int
+    mask : bool, optional
+
+    Returns
+    -------
+    (size, size) ndarray
+        Same dtype as the input (uint16 rounded back), boolean for a mask.
+    """
+    from PIL import Image
+
+    a = np.asarray(array)
+    if mask:
+        m = Image.fromarray(a.astype(np.uint8) * np.uint8(255), "L").resize((size, size), Image.NEAREST)
+        return np.asarray(m) > 127
+    if a.dtype == np.uint8:
+        return np.asarray(Image.fromarray(a, "L").resize((size, size), Image.BILINEAR))
+    out = np.asarray(Image.fromarray(a.astype(np.float32), "F").resize((size, size), Image.BILINEAR))
+    if a.dtype == np.uint16:
+        return np.clip(np.rint(out), 0, 65535).astype(np.uint16)
+    return out.astype(np.float32)
+
+
 def _wh(shape) -> str:
     return f"{shape[1]}x{shape[0]}"
 
@@ -245,6 +298,7 @@ def evaluate(
     skip_errors: bool = False,
     progress: Progress | None = None,
     evaluator: Evaluator | None = None,
+    resize: int | None = None,
 ) -> EvaluationResult:
     """Evaluate the score maps of ``ids`` against the dataset's masks.
 
@@ -269,6 +323,9 @@ def evaluate(
         ``progress(done, total, id)`` after each id.
     evaluator : Evaluator, optional
         Accumulate into this one (built from ``threshold`` and ``sweep`` otherwise).
+    resize : int, optional
+        Compare at ``resize × resize`` (a ``--compat`` protocol): each mask is resized by
+        nearest neighbour (:func:`resize_for_compat`) and the score maps must have that size.
 
     Returns
     -------
@@ -290,6 +347,8 @@ def evaluate(
     for done, image_id in enumerate(ids, start=1):
         try:
             gt = dataset.read_mask(image_id)
+            if resize is not None:
+                gt = resize_for_compat(gt, resize, mask=True)
             scores = scores_for(image_id)
             pred = None
             if hasattr(scores, "mask") and hasattr(scores, "scores"):  # a MethodOutput
@@ -298,7 +357,8 @@ def evaluate(
                 where = describe(image_id) if describe else f"id {image_id!r}"
                 raise InputError(
                     f"{where}: prediction of id {image_id!r} is {_wh(np.shape(scores))} "
-                    f"but its mask is {_wh(gt.shape)} (WxH)"
+                    + (f"but its mask is {_wh(gt.shape)} (WxH)" if resize is None else
+                       f"but the protocol evaluates at {resize}x{resize} (predictions are never resized)")
                 )
             try:
                 evaluator.update(scores, gt, image_id=image_id, pred=pred)
@@ -360,12 +420,13 @@ def protocol(
     threshold: float | None = 0.5,
     method=None,
     workers: int | None = None,
+    compat: str | None = None,
 ) -> dict[str, Any]:
     """The protocol fields recorded next to every reported number.
 
     With ``method`` (an :class:`irstd.methods.Method`): its name, kind, score and mask rules
     and parameter count are recorded; ``threshold`` is None when the method's own rule makes
-    the masks.
+    the masks. ``compat`` names a :data:`COMPAT` protocol (resolution and Fa rule).
     """
     if method is not None:
         threshold = method.threshold
@@ -376,13 +437,20 @@ def protocol(
         "predictions": None if predictions is None else str(predictions),
         "threshold": None if threshold is None else float(threshold),
         "threshold_rule": "score > threshold (strict); PNG maps as value / max of their dtype",
-        "resolution": "native",
+        "compat": compat,
+        "resolution": "native" if compat is None else (
+            f"resized to {COMPAT[compat]['size']}x{COMPAT[compat]['size']} ({compat}: bilinear image, "
+            "nearest-neighbour mask; Pd's distance and Fa's denominator in resized pixels)"
+        ),
         "gt_binarisation": "mask > half its full value (0/255 masks: > 127; 0/1 masks: value 1)",
         "matching": (
             f"8-connected components; unweighted centroids; Euclidean centroid distance < "
             f"{MATCH_DISTANCE:g} px; greedy first-found in label order, each component used once"
         ),
-        "fa_rule": "pixels of unmatched predicted components / all pixels (BasicIRSTD)",
+        "fa_rule": "pixels of unmatched predicted components / all pixels (BasicIRSTD)" if compat is None else (
+            "pixels of unmatched predicted components whose area differs from every matched component's "
+            f"/ all pixels ({compat}'s code)"
+        ),
         "miou_rule": "dataset-accumulated intersection / (union + eps), eps = np.spacing(1)",
         "curves": "pixel ROC/PR over 65536 score levels k/65535 (exact for 8- and 16-bit maps)",
         "irstd_version": __version__,

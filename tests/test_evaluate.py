@@ -335,6 +335,62 @@ def test_method_own_rule_masks_and_score_curves(scenes, tmp_path):
     assert first.dtype == np.uint16
 
 
+def test_compat_dnanet(scenes, tmp_path):
+    from irstd.data import open_dataset
+    from irstd.evaluate import resize_for_compat
+    from irstd.methods import get_method
+
+    ds = open_dataset(scenes)
+    ids = ds.ids(split="test")
+    ref = Evaluator(fa_rule="dnanet")
+    pred = tmp_path / "pred256"
+    pred.mkdir()
+    for image_id in ids:  # DNANet's geometry: 256x256 image (bilinear) and mask (nearest)
+        out = get_method("lcm").run(resize_for_compat(ds.read_image(image_id), 256))
+        gt = resize_for_compat(ds.read_mask(image_id), 256, mask=True)
+        ref.update(out.scores, gt, image_id=image_id, pred=out.mask)
+        np.save(pred / f"{image_id}.npy", out.scores)
+    result = _run("--dataset", scenes, "--split", "test", "--json", "--method", "lcm", "--compat", "dnanet")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ("miou", "niou", "pd", "fa", "auc", "hits", "false_alarm_pixels", "pixels"):
+        assert data[key] == pytest.approx(ref.summary()[key], abs=1e-12), key
+    assert data["pixels"] == 256 * 256 * len(ids)  # Fa's denominator: size² · N
+    assert data["compat"] == "dnanet" and data["resolution"].startswith("resized to 256x256")
+    assert "area differs" in data["fa_rule"] and "--compat dnanet" in result.stderr
+    saved = _run("--dataset", scenes, "--split", "test", "--json", "--predictions", pred, "--compat", "dnanet",
+                 "--threshold", 0.4)
+    assert saved.exit_code == 0 and json.loads(saved.stdout)["images"] == len(ids)
+    native = tmp_path / "native"
+    native.mkdir()
+    np.save(native / f"{ids[0]}.npy", np.zeros((96, 112)))
+    _one_line_error(_run("--dataset", scenes, "--split-file", _one_id(tmp_path, ids[0]), "--predictions", native,
+                         "--compat", "dnanet"), "the protocol evaluates at 256x256")
+    _one_line_error(_run("--dataset", scenes, "--split", "test", "--method", "lcm", "--compat", "mshnet"), "--compat")
+
+
+def _one_id(tmp_path, image_id):
+    path = tmp_path / "one.txt"
+    path.write_text(image_id + "\n")
+    return path
+
+
+def test_resize_for_compat_is_pillows():
+    from irstd.evaluate import resize_for_compat
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    want = np.asarray(Image.fromarray(grey).resize((256, 256), Image.BILINEAR))
+    np.testing.assert_array_equal(resize_for_compat(grey, 256), want)
+    mask = rng.random((37, 53)) > 0.8
+    want = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((256, 256), Image.NEAREST)) > 0
+    np.testing.assert_array_equal(resize_for_compat(mask, 256, mask=True), want)
+    counts = (grey.astype(np.uint16) * 200)
+    out = resize_for_compat(counts, 64)
+    assert out.dtype == np.uint16 and out.shape == (64, 64)
+    np.testing.assert_allclose(out, resize_for_compat(counts.astype(np.float32), 64), atol=0.5)
+
+
 def test_method_cgrinet_weights_and_skip_errors(scenes, tmp_path):
     import torch
 

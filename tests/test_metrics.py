@@ -302,6 +302,24 @@ def test_each_predicted_component_is_used_once():
     assert (m.targets, m.hits, m.false_alarm_pixels) == (2, 1, 0)
 
 
+def test_dnanet_false_alarm_rule_drops_areas_of_matched_components():
+    gt = np.zeros((40, 40), bool)
+    gt[5:7, 5:7] = True
+    pred = np.zeros((40, 40), bool)
+    pred[5:7, 5:7] = True      # area 4, matched
+    pred[20:22, 20:22] = True  # area 4, a false alarm of a matched component's size
+    pred[30:33, 30:33] = True  # area 9
+    assert match_targets(pred, gt).false_alarm_pixels == 13
+    assert match_targets(pred, gt, fa_rule="dnanet").false_alarm_pixels == 9
+    ev = Evaluator(fa_rule="dnanet")
+    ev.update(pred.astype(float), gt)
+    assert ev.summary()["false_alarm_pixels"] == 9 and ev.pd_fa_curve().false_alarm_pixels[50] == 9
+    with pytest.raises(ValueError):
+        Evaluator(fa_rule="dnanet").merge(Evaluator())
+    with pytest.raises(InputError, match="fa_rule"):
+        Evaluator(fa_rule="mshnet")
+
+
 def test_empty_gt_image_scores_niou_zero():
     ev = Evaluator()
     ev.update(np.zeros((8, 8)), np.zeros((8, 8), bool), image_id="empty")

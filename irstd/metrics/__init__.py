@@ -30,6 +30,7 @@ from irstd.metrics.pixel import (
     threshold_scores,
 )
 from irstd.metrics.target import (
+    FA_RULES,
     MATCH_DISTANCE,
     Components,
     TargetMatch,
@@ -42,6 +43,7 @@ __all__ = [
     "CURVE_BINS",
     "DEFAULT_SWEEP",
     "EPS",
+    "FA_RULES",
     "MATCH_DISTANCE",
     "PER_IMAGE_FIELDS",
     "Components",

@@ -25,7 +25,7 @@ from irstd.metrics.pixel import (
     precision_recall_f1,
     threshold_scores,
 )
-from irstd.metrics.target import MATCH_DISTANCE, components, match_targets
+from irstd.metrics.target import FA_RULES, MATCH_DISTANCE, components, match_targets
 
 __all__ = ["DEFAULT_SWEEP", "PER_IMAGE_FIELDS", "Evaluator"]
 
@@ -73,6 +73,9 @@ class Evaluator:
         Levels of the ROC/PR histograms (see :mod:`irstd.metrics.curves`).
     keep_per_image : bool, optional
         Keep one row per image in :attr:`per_image`.
+    fa_rule : {"basicirstd", "dnanet"}, optional
+        How false-alarm pixels are counted (:func:`irstd.metrics.match_targets`); ``dnanet``
+        only to reproduce DNANet-protocol tables.
 
     Examples
     --------
@@ -101,6 +104,7 @@ class Evaluator:
         sweep=DEFAULT_SWEEP,
         bins: int = CURVE_BINS,
         keep_per_image: bool = True,
+        fa_rule: str = "basicirstd",
     ) -> None:
         threshold = float(threshold)
         if not 0.0 <= threshold <= 1.0:
@@ -109,6 +113,8 @@ class Evaluator:
             sweep = np.asarray(sweep, dtype=np.float64).ravel()
             if sweep.size == 0 or np.isnan(sweep).any() or np.any(np.diff(sweep) <= 0):
                 raise InputError("sweep: thresholds must be a non-empty increasing sequence")
+        if fa_rule not in FA_RULES:
+            raise InputError(f"fa_rule: expected one of {', '.join(FA_RULES)}, got {fa_rule!r}")
         if int(bins) < 2:
             raise InputError(f"bins: need at least 2 histogram levels, got {bins}")
         self.threshold = threshold
@@ -116,6 +122,7 @@ class Evaluator:
         self.sweep = sweep
         self.bins = int(bins)
         self.keep_per_image = bool(keep_per_image)
+        self.fa_rule = fa_rule
         self.images = 0
         self.pixels = 0
         self.intersection = 0
@@ -194,7 +201,7 @@ class Evaluator:
         pred_pixels = int(np.count_nonzero(pred))
         gt_pixels = int(np.count_nonzero(gt))
         targets = components(gt)
-        match = match_targets(pred, gt, self.max_distance, gt_components=targets)
+        match = match_targets(pred, gt, self.max_distance, gt_components=targets, fa_rule=self.fa_rule)
         positives, negatives = score_histograms(scores, gt, self.bins)
         if self.sweep is not None:
             sweep_hits, sweep_fa = self._sweep(scores, gt, targets, None if own_rule else (pred_pixels, match))
@@ -256,7 +263,7 @@ class Evaluator:
             pred = threshold_scores(scores, t)
             count = int(np.count_nonzero(pred))
             if count not in cache:
-                m = match_targets(pred, gt, self.max_distance, gt_components=targets)
+                m = match_targets(pred, gt, self.max_distance, gt_components=targets, fa_rule=self.fa_rule)
                 cache[count] = (m.hits, m.false_alarm_pixels)
             hits[k], fa[k] = cache[count]
         return hits, fa
@@ -295,6 +302,7 @@ class Evaluator:
             self.threshold != other.threshold
             or self.max_distance != other.max_distance
             or self.bins != other.bins
+            or self.fa_rule != other.fa_rule
             or not same_sweep
         ):
             raise ValueError("cannot merge evaluators with different settings")

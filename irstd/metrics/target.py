@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
+    "FA_RULES",
     "MATCH_DISTANCE",
     "Components",
     "TargetMatch",
@@ -20,6 +21,10 @@ __all__ = [
 MATCH_DISTANCE = 3.0
 
 _EIGHT = np.ones((3, 3), dtype=bool)
+
+#: How false-alarm pixels are counted: ``basicirstd`` (every unmatched predicted component) or
+#: ``dnanet`` (DNANet's code: unmatched components whose area equals a matched one's are dropped).
+FA_RULES = ("basicirstd", "dnanet")
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,8 @@ def match_centroids(gt_centroids, pred_centroids, max_distance: float = MATCH_DI
 
 
 def match_targets(
-    pred, gt, max_distance: float = MATCH_DISTANCE, gt_components: Components | None = None
+    pred, gt, max_distance: float = MATCH_DISTANCE, gt_components: Components | None = None,
+    fa_rule: str = "basicirstd",
 ) -> TargetMatch:
     """Target-level detection counts of one image (BasicIRSTD's Pd/Fa rule).
 
@@ -181,6 +187,10 @@ def match_targets(
         Centroid distance in pixels below which (strictly) a target is detected.
     gt_components : Components, optional
         ``components(gt)`` when already computed (saves relabelling during threshold sweeps).
+    fa_rule : {"basicirstd", "dnanet"}, optional
+        ``dnanet`` reproduces DNANet's (and MSHNet's, SCTransNet's) code, which drops from the
+        false alarms every unmatched component whose area equals the area of a matched one
+        (areas [4, 4, 9] with one 4 matched count 9, not 13): only to reproduce their tables.
 
     Returns
     -------
@@ -201,7 +211,12 @@ def match_targets(
     _, _, count, centroids, areas = _measure(np.asarray(pred, dtype=bool))
     matches = match_centroids(gt_components.centroids, centroids, max_distance)
     matched = matches[matches >= 0]
-    false_alarm = int(areas.sum() - areas[matched].sum())
+    if fa_rule == "basicirstd":
+        false_alarm = int(areas.sum() - areas[matched].sum())
+    elif fa_rule == "dnanet":
+        false_alarm = int(areas[~np.isin(areas, areas[matched])].sum())
+    else:
+        raise ValueError(f"fa_rule: expected one of {', '.join(FA_RULES)}, got {fa_rule!r}")
     return TargetMatch(
         targets=gt_components.count,
         hits=int(matched.size),

@@ -95,7 +95,6 @@ def evaluate(
     Exit status: 0 done; 2 unusable input; 3 some ids skipped under --skip-errors.
     """
     from irstd.data import open_dataset
-    from irstd.metrics import Evaluator
     from irstd.evaluate import (
         COMPAT,
         MethodScores,
@@ -108,6 +107,7 @@ def evaluate(
         sweep_thresholds,
         write_report,
     )
+    from irstd.metrics import Evaluator
 
     if split is not None and split_file is not None:
         raise InputError("--split/--split-file: give one of them, not both")

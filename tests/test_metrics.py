@@ -173,6 +173,31 @@ def test_best_threshold_is_the_sweep_point_with_the_highest_iou():
     assert Evaluator(sweep=None).best_threshold() is None and Evaluator().best_threshold() is None
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_sweep_counts_at_the_maps_precision(dtype):
+    # Scores exactly on the sweep thresholds (float32 k/100, or 8-bit v/255 with 153/255 = 0.6):
+    # the sweep's counts must agree with threshold_scores at every threshold.
+    rng = np.random.default_rng(5)
+    cases = []
+    for _ in range(8):
+        gt = _random_gt(rng, 40, 50)
+        if dtype == np.float32:
+            scores = (rng.integers(0, 101, gt.shape) / 100).astype(np.float32)
+        else:
+            scores = rng.choice(np.array([0, 51, 102, 153, 204, 255], np.uint8), gt.shape)
+        cases.append((scores, gt))
+    ev = _ours(cases)
+    for t in (0.2, 0.3, 0.6, 0.7):
+        at = _ours(cases, t, sweep=None).summary()
+        k = int(round(t * 100))
+        assert ev.sweep_pred_pixels[k] == at["tp"] + at["fp"] and ev.sweep_intersection[k] == at["tp"]
+        assert ev.pd_fa_curve().hits[k] == at["hits"]
+    best = ev.best_threshold()
+    at = _ours(cases, best["threshold"]).summary()
+    for key in ("miou", "niou", "pd", "fa", "f1"):
+        assert best[key] == pytest.approx(at[key], abs=1e-12), key
+
+
 def test_best_threshold_uses_scores_under_an_own_rule_mask():
     cases = _random_dataset(12, 10)
     plain, own = _ours(cases), Evaluator()

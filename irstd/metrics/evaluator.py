@@ -204,8 +204,9 @@ class Evaluator:
         match = match_targets(pred, gt, self.max_distance, gt_components=targets, fa_rule=self.fa_rule)
         positives, negatives = score_histograms(scores, gt, self.bins)
         if self.sweep is not None:
-            sweep_hits, sweep_fa = self._sweep(scores, gt, targets, None if own_rule else (pred_pixels, match))
             sweep_inter, sweep_pred = self._sweep_pixels(scores, gt)
+            sweep_hits, sweep_fa = self._sweep(scores, gt, targets, sweep_pred,
+                                               None if own_rule else (pred_pixels, match))
 
         # Commit only once everything succeeded.
         self.images += 1
@@ -245,13 +246,13 @@ class Evaluator:
             self.per_image.append(row)
         return row
 
-    def _sweep(self, scores, gt, targets, known=None):
+    def _sweep(self, scores, gt, targets, counts, known=None):
         """Hits and false-alarm pixels at every sweep threshold.
 
         The predictions are nested (a higher threshold keeps a subset), so two thresholds with
-        the same number of predicted pixels give the same mask: it is labelled once.
-        ``known`` is ``(pred_pixels, match)`` of the mask at ``self.threshold`` when already
-        computed.
+        the same number of predicted pixels (``counts``, from :meth:`_sweep_pixels`) give the
+        same mask: it is made and labelled once. ``known`` is ``(pred_pixels, match)`` of the
+        mask at ``self.threshold`` when already computed.
         """
         hits = np.zeros(self.sweep.size, np.int64)
         fa = np.zeros(self.sweep.size, np.int64)
@@ -260,9 +261,9 @@ class Evaluator:
             pred_pixels, match = known
             cache[pred_pixels] = (match.hits, match.false_alarm_pixels)
         for k, t in enumerate(self.sweep):
-            pred = threshold_scores(scores, t)
-            count = int(np.count_nonzero(pred))
+            count = int(counts[k])
             if count not in cache:
+                pred = threshold_scores(scores, t)
                 m = match_targets(pred, gt, self.max_distance, gt_components=targets, fa_rule=self.fa_rule)
                 cache[count] = (m.hits, m.false_alarm_pixels)
             hits[k], fa[k] = cache[count]
@@ -272,10 +273,11 @@ class Evaluator:
         """Intersection and predicted pixels of ``scores > t`` for every sweep threshold ``t``.
 
         One pass: ``searchsorted`` counts the thresholds strictly below each score, so a pixel
-        is predicted at threshold ``k`` exactly when that count exceeds ``k``.
+        is predicted at threshold ``k`` exactly when that count exceeds ``k``. The thresholds are
+        taken at the map's precision, as :func:`~irstd.metrics.threshold_scores` compares them.
         """
         n = self.sweep.size
-        below = np.searchsorted(self.sweep, scores.ravel(), side="left")
+        below = np.searchsorted(self.sweep.astype(scores.dtype), scores.ravel(), side="left")
         pred = np.bincount(below, minlength=n + 1)[::-1].cumsum()[::-1][1:]
         inter = np.bincount(below[gt.ravel()], minlength=n + 1)[::-1].cumsum()[::-1][1:]
         return inter.astype(np.int64), pred.astype(np.int64)

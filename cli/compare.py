@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, console
+from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -107,6 +107,8 @@ def compare(
     ),
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
+    tile: int = typer.Option(None, "--tile", help=TILE_HELP),
+    overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
     bit_depth: int = typer.Option(
         None, "--bit-depth", min=1, max=16,
         help="Significant bits of 16-bit images for CgriNet (default: from the weights, else 16).",
@@ -149,6 +151,7 @@ def compare(
     try:
         result = run_compare(
             dataset, specs, out, split=split, split_file=split_file, threshold=threshold, device=device, engine=engine,
+            tile=tile, overlap=overlap,
             bit_depth=bit_depth, input_range=input_range, workers=workers, skip_errors=skip_errors, progress=reporter,
         )
     finally:

@@ -209,6 +209,7 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
         "bit_depth": bit_depth,
         "input_range": getattr(method, "input_range", None),
         "engine": getattr(method, "engine", None),
+        "tile": method.tiling(),
         "irstd_version": __version__,
         "code_sha256": _code_hash(_code_files(method)),
         "cache_format": CACHE_FORMAT,
@@ -471,11 +472,12 @@ class CompareResult:
         raise KeyError(label)
 
 
-def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range, engine="torch"):
+def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range, engine="torch", tile=None,
+                   overlap=None):
     from irstd.methods import get_method
 
     methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
-                          engine=engine) for s in specs]
+                          engine=engine, tile=tile, overlap=overlap) for s in specs]
     labels = _labels(specs, [m.name for m in methods])
     infos = []
     for spec, label, method in zip(specs, labels, methods):
@@ -517,6 +519,8 @@ def compare(
     bit_depth: int | None = None,
     input_range: str | None = None,
     engine: str = "torch",
+    tile: int | None = None,
+    overlap: int | None = None,
     workers: int = 1,
     skip_errors: bool = False,
     overwrite: bool = False,
@@ -541,6 +545,8 @@ def compare(
     device, bit_depth, input_range, engine : optional
         Passed to :func:`irstd.methods.get_method` (CgriNet device, 16-bit input mapping, input
         range rule, torch or onnx).
+    tile, overlap : int, optional
+        Tiled inference for every method (:func:`irstd.tiles.map_tiled`); part of the cache key.
     workers : int, optional
         Processes for classical methods (networks run in this process).
     skip_errors : bool, optional
@@ -574,7 +580,7 @@ def compare(
         raise InputError(f"{split_file or split}: the split lists no ids")
     out = prepare_out(out, overwrite=overwrite)
     infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth,
-                                         input_range=input_range, engine=engine)
+                                         input_range=input_range, engine=engine, tile=tile, overlap=overlap)
     report = progress if progress is not None else (lambda *a: None)
 
     # Before any work: which image bytes each id stands for (part of each cached record), and a

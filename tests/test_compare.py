@@ -313,3 +313,22 @@ def test_latex_table_escapes_and_marks_the_best():
     assert body[1].endswith(r"& -- \\")
     assert body[2].startswith(r"lcm & \textbf{0.9712} &") and r"\textbf{95.80} & n/a &" in body[2]  # ties: both bold
     assert tex.count(r"\begin{tabular}") == 1 and r"\bottomrule" in tex
+
+
+def test_tile_is_part_of_the_method_and_its_cache(data, first, tmp_path):
+    _, ds, _ = data
+    out = tmp_path / "tiled"
+    shutil.copytree(first, out)
+    result = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--tile", "64", "--overlap", "26",
+                     "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (row,) = doc["methods"]
+    assert row["computed"] > 0 and row["cached"] == 0  # not the untiled cache
+    assert row["info"]["cache_key"]["tile"] == {"size": 64, "overlap": 26}
+    assert "on 64-pixel tiles overlapping by 26" in row["score_rule"]
+    plain = {r["method"]: r for r in json.loads((first / "metrics.json").read_text())["methods"]}["lcm"]
+    for key in ("miou", "niou", "pd", "fa", "auc"):  # LCM with overlap >= 26: the same maps
+        assert row[key] == plain[key], key
+    bad = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--tile", "32", "--out", tmp_path / "b")
+    assert bad.exit_code == 2 and "--tile" in bad.stderr

@@ -164,7 +164,8 @@ def _code_files(method) -> list[Path]:
 
     import irstd.methods
 
-    files = [Path(irstd.methods.__file__), Path(irstd.methods.__file__).parent / "tiles.py"]
+    pkg = Path(irstd.methods.__file__).parent
+    files = [pkg / "methods.py", pkg / "tiles.py"]
     if method.kind == "classical":
         import irstd.baselines
         from irstd.baselines import METHODS
@@ -176,9 +177,9 @@ def _code_files(method) -> list[Path]:
         import irstd.models
 
         files += sorted(Path(irstd.models.__file__).parent.glob("*.py"))
-        files.append(Path(irstd.methods.__file__).parent / "io.py")  # to_float: the network's input mapping
+        files.append(pkg / "io.py")  # to_float: the network's input mapping
         if getattr(method, "engine", "torch") == "onnx":
-            files.append(Path(irstd.methods.__file__).parent / "onnx_runtime.py")
+            files.append(pkg / "onnx_runtime.py")
     # Not: __init__ (registry), _reference.py (slow check implementations for tests).
     return list(dict.fromkeys(f for f in files if f.name not in ("__init__.py", "_reference.py")))
 

@@ -92,6 +92,7 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: 400)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step, per process (default: 12)."),
     crop: Optional[int] = typer.Option(None, "--crop", help="Side of the random training crops, multiple of 32 (default: 128)."),
+    scale_range: Optional[str] = typer.Option(None, "--scale-range", help="Resize each training image by a random factor in LO,HI before cropping, e.g. 0.5,2 (DNANet's random scale; default: none)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate, poly schedule (power 0.9) per iteration (default: 1e-4)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="L2 weight decay (default: 1e-4)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="Loss on every side output (default: unite = 2·IoU + 7·BCE)."),
@@ -113,7 +114,7 @@ def train(
 
     Example: irstd train --dataset data/SIRST --split dnanet_50_50/train --model cgrinet_small --epochs 400
     """
-    from irstd.train import resolve_config, train as run_training
+    from irstd.train import parse_scale_range, resolve_config, train as run_training
 
     if val_split is not None and val_fraction is not None:
         raise InputError("--val-split/--val-fraction: give one of them, not both")
@@ -121,7 +122,8 @@ def train(
         config,
         datasets=[str(p) for p in dataset] if dataset else None,
         model=model, split=split, val_split=val_split, val_fraction=val_fraction, val_every=val_every,
-        epochs=epochs, batch_size=batch_size, crop=crop, lr=lr, weight_decay=weight_decay, loss=loss,
+        epochs=epochs, batch_size=batch_size, crop=crop,
+        scale_range=parse_scale_range(scale_range) if scale_range is not None else None, lr=lr, weight_decay=weight_decay, loss=loss,
         ablation=list(ablation) if ablation else None, seed=seed, device=device, amp=amp, workers=workers, skip_errors=skip_errors,
         bit_depth=bit_depth, input_range=input_range, pretrained_backbone=str(pretrained_backbone) if pretrained_backbone else None,
         init_weights=str(init_weights) if init_weights else None,

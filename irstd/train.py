@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -66,6 +67,7 @@ __all__ = [
     "load_config",
     "poly_lr",
     "random_crop",
+    "random_scale",
     "resolve_config",
     "train",
     "train_step",
@@ -111,6 +113,10 @@ class TrainConfig:
         Epoch count, images per step (per process under DDP), side of the square training crops.
     positive_prob : float
         Probability that a crop is centred around a target pixel (BasicIRSTD uses 0.5).
+    scale_range : list of two floats, optional
+        ``[lo, hi]``: before cropping, each sample's image is resized by a factor drawn uniformly
+        from this range (bilinear; mask nearest), the random scale of DNANet's training (which
+        uses 0.5–2 of its base size). None (default): no rescaling, as in BasicIRSTD.
     lr, weight_decay : float
         Adam learning rate and coupled L2 weight decay; the rate follows the poly schedule
         ``lr * (1 - t/T)**0.9`` per iteration.
@@ -160,6 +166,7 @@ class TrainConfig:
     batch_size: int = 12
     crop: int = 128
     positive_prob: float = 0.5
+    scale_range: list[float] | None = None
     lr: float = 1e-4
     weight_decay: float = 1e-4
     loss: str = "unite"
@@ -263,6 +270,8 @@ def _check_config(config: TrainConfig) -> None:
         if not ok:
             raise InputError(f"{option}: {problem}")
     parse_input_range(config.input_range)
+    if config.scale_range is not None:
+        config.scale_range = check_scale_range(config.scale_range)
     if config.val_split is not None and _is_test_split(config.val_split):
         raise InputError(
             f"--val-split {config.val_split}: refusing to validate on a test split (choosing the "
@@ -366,6 +375,51 @@ def random_crop(
     return image[top : top + size, left : left + size], mask[top : top + size, left : left + size]
 
 
+def parse_scale_range(text: str) -> list[float]:
+    """``"LO,HI"`` (command line) to ``[lo, hi]``, checked by :func:`check_scale_range`."""
+    try:
+        values = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        raise InputError(f"--scale-range {text}: expected two numbers LO,HI (e.g. 0.5,2)") from None
+    return check_scale_range(values)
+
+
+def check_scale_range(values) -> list[float]:
+    """Check a ``[lo, hi]`` scale range (0 < lo <= hi <= 8) and return it as a list of floats."""
+    label = ",".join(map(str, values)) if isinstance(values, (list, tuple)) else str(values)
+    try:
+        lo, hi = (float(v) for v in values)
+    except (TypeError, ValueError):
+        raise InputError(f"--scale-range {label}: expected two numbers LO,HI (e.g. 0.5,2)") from None
+    if not 0 < lo <= hi <= 8:
+        raise InputError(f"--scale-range {label}: needs 0 < LO <= HI <= 8")
+    return [lo, hi]
+
+
+def random_scale(image: np.ndarray, mask: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resize an image (bilinear) and its mask (nearest) by ``factor``, at least 1 pixel a side.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        float32 or float64.
+    mask : ndarray of bool, shape (H, W)
+    factor : float
+
+    Returns
+    -------
+    image, mask : ndarray, shape (round(H·factor), round(W·factor))
+        float32 image, bool mask.
+    """
+    h, w = image.shape
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))  # OpenCV takes (width, height)
+    if size == (w, h):
+        return image, mask
+    img = cv2.resize(np.asarray(image, dtype=np.float32), size, interpolation=cv2.INTER_LINEAR)
+    msk = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    return img, msk
+
+
 def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random horizontal flip, vertical flip and transpose (each with probability 0.5).
 
@@ -440,7 +494,8 @@ class CropDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, images, masks, crop: int, seed: int, positive_prob: float = 0.5, bit_depth=None, fill: float = 0.0,
-                 input_range: str = "bits"):
+                 input_range: str = "bits", scale_range: Sequence[float] | None = None):
+        self.scale_range = scale_range
         self.fill = fill
         self.images = images
         self.masks = masks
@@ -456,8 +511,10 @@ class CropDataset(torch.utils.data.Dataset):
     def __getitem__(self, key):
         index, epoch, position = key
         rng = _rng(self.seed, 0xC409, epoch, position)
-        image = to_float(self.images[index], self.bit_depth, self.input_range)
-        img, msk = random_crop(image, self.masks[index], self.crop, rng, self.positive_prob, self.fill)
+        image, mask = to_float(self.images[index], self.bit_depth, self.input_range), self.masks[index]
+        if self.scale_range is not None:
+            image, mask = random_scale(image, mask, rng.uniform(*self.scale_range))
+        img, msk = random_crop(image, mask, self.crop, rng, self.positive_prob, self.fill)
         img, msk = augment(img, msk, rng)
         x = np.ascontiguousarray(img, dtype=np.float32)
         y = np.ascontiguousarray(msk, dtype=np.float32)
@@ -1097,7 +1154,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     dataset = CropDataset(train_src.images, train_src.masks, config.crop, config.seed, config.positive_prob, config.bit_depth, fill=mean,
-                          input_range=config.input_range)
+                          input_range=config.input_range, scale_range=config.scale_range)
     generator = torch.Generator()
     generator.manual_seed(config.seed)
 

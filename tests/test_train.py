@@ -31,7 +31,9 @@ from irstd.train import (
     flatten_state,
     load_state,
     poly_lr,
+    CropDataset,
     random_crop,
+    random_scale,
     resolve_config,
     train,
     unflatten_state,
@@ -155,6 +157,33 @@ def test_sampler_shards_epochs_and_never_leaves_a_batch_of_one():
     odd = EpochSampler(13, seed=1, batch_size=4)  # 4 + 4 + 4 + 1 -> the single one is left out
     odd.set_epoch(1)
     assert len(list(odd)) == 12
+
+
+def test_random_scale_resizes_image_and_mask_together():
+    image = np.zeros((40, 60), np.float32)
+    image[10:14, 20:24] = 1.0
+    mask = image > 0
+    up, up_mask = random_scale(image, mask, 1.5)
+    assert up.shape == up_mask.shape == (60, 90) and up.dtype == np.float32 and up_mask.dtype == bool
+    assert up_mask.sum() == 36 and up[up_mask].min() > 0.5  # a 4-px square becomes 6 px, bright
+    down, down_mask = random_scale(image, mask, 0.5)
+    assert down.shape == (20, 30) and down_mask.sum() == 4
+    same, same_mask = random_scale(image, mask, 1.0)
+    assert same is image and same_mask is mask
+    tiny, _ = random_scale(image[:2, :2], mask[:2, :2], 0.1)
+    assert tiny.shape == (1, 1)
+
+
+def test_scale_range_makes_keyed_samples_of_other_sizes():
+    images = [np.full((48, 64), 100, np.uint8)]
+    masks = [np.zeros((48, 64), bool)]
+    masks[0][20:23, 30:33] = True
+    plain = CropDataset(images, masks, 128, seed=0, positive_prob=1.0)
+    scaled = CropDataset(images, masks, 128, seed=0, positive_prob=1.0, scale_range=[2.0, 2.0])  # whole image
+    counts = {int(scaled[(0, 0, k)][1].sum()) for k in range(5)}
+    assert counts == {36} and int(plain[(0, 0, 0)][1].sum()) == 9
+    a, b = scaled[(0, 3, 1)], scaled[(0, 3, 1)]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # keyed: same sample twice
 
 
 def test_config_file_and_overrides(tmp_path):
@@ -416,11 +445,12 @@ def test_cli_end_to_end(tmp_path):
     assert made.exit_code == 0, made.output
     out = tmp_path / "cli_run"
     args = ["train", "--dataset", str(data), "--model", "cgrinet_test", "--epochs", "1", "--batch-size", "2",
-            "--crop", "32", "--out", str(out), "--amp", "--device", "cpu"]
+            "--crop", "32", "--out", str(out), "--amp", "--device", "cpu", "--scale-range", "0.5,1.5"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "warning: --amp needs CUDA" in result.output
     assert (out / "last.safetensors").is_file() and (out / "config.yaml").is_file()
+    assert "scale_range:\n- 0.5\n- 1.5\n" in (out / "config.yaml").read_text()
     from irstd.models import load_model
 
     model = load_model(out / "last.safetensors")
@@ -443,6 +473,9 @@ def test_cli_end_to_end(tmp_path):
         (["--model", "no_such_model"], "unknown model"),
         (["--model", "cgrinet_test", "--val-split", "test"], "test split"),
         (["--model", "cgrinet_test", "--crop", "40"], "--crop"),
+        (["--model", "cgrinet_test", "--scale-range", "0,2"], "--scale-range"),
+        (["--model", "cgrinet_test", "--scale-range", "2"], "--scale-range"),
+        (["--model", "cgrinet_test", "--scale-range", "a,b"], "--scale-range"),
         (["--model", "cgrinet_test", "--ablation", "no_such_switch=1"], "--ablation"),
         (["--model", "cgrinet_test", "--batch-size", "1"], "--batch-size"),
         (["--init-weights", "no_such_file.safetensors"], "no such file"),

@@ -32,6 +32,12 @@ TILE_HELP = (
 )
 OVERLAP_HELP = "Pixels shared by neighbouring tiles with --tile, at most half a tile (default 64, or half a smaller tile)."
 
+#: Help of --gray (detect, evaluate, compare, train).
+GRAY_HELP = (
+    "How colour frames become grey: auto (luma, but pseudo-colour frames such as jet or rainbow palettes "
+    "are refused), luma (always), or r, g, b (one channel)."
+)
+
 #: Help of --input-range (detect, evaluate, compare).
 INPUT_RANGE_HELP = (
     "CgriNet input mapping to [0, 1]: auto (8-bit /255; 16-bit /(2**bit-depth - 1) when --bit-depth is "

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
+from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -133,6 +133,7 @@ def detect(
     ),
     bit_depth: int = typer.Option(None, "--bit-depth", min=1, max=16, help="Significant bits of 16-bit images for CgriNet (default: from the weights, else 16)."),
     input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
+    gray: str = typer.Option("auto", "--gray", help=GRAY_HELP),
     out: Path = typer.Option(None, "--out", help="Folder for saved files: masks/, scores/, overlays/ (<stem>[_f<frame>].png)."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (for people), json (one object per image per line) or csv (one row per target)."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Write masks/<name>.png (0/255, native size)."),
@@ -155,8 +156,10 @@ def detect(
     Exit status: 0 done; 2 unusable input or options; 3 some images skipped under --skip-errors.
     """
     from irstd.detect import collect_inputs, detect as run_detect, plan_items, plan_outputs, save_outputs, Skipped
+    from irstd.io import check_gray
     from irstd.methods import get_method
 
+    check_gray(gray)
     kinds = [k for k, on in (("mask", save_mask), ("scores", save_scores), ("overlay", save_overlay)) if on]
     if kinds and out is None:
         raise InputError("--out: needed with --save-mask, --save-scores or --save-overlay")
@@ -176,11 +179,11 @@ def detect(
     with Progress(TextColumn(escape(f"detecting ({meth.name})")), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("detect", total=len(items))
-        for result in run_detect(meth, items, workers=workers, skip_errors=skip_errors):
+        for result in run_detect(meth, items, workers=workers, skip_errors=skip_errors, gray=gray):
             if isinstance(result, Skipped):
                 skipped.append(result)
             else:
-                save_outputs(result, plan[result.item], overwrite=overwrite)
+                save_outputs(result, plan[result.item], overwrite=overwrite, gray=gray)
                 renderer.add(result)
             bar.advance(task)
     renderer.finish()

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
+from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -60,6 +60,7 @@ def evaluate(
     ),
     bit_depth: int = typer.Option(None, "--bit-depth", min=1, max=16, help="CgriNet: significant bits of 16-bit images (default: from the weights)."),
     input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
+    gray: str = typer.Option("auto", "--gray", help=GRAY_HELP + " Applies to the images a --method runs on and to colour --predictions maps."),
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
@@ -107,6 +108,7 @@ def evaluate(
         sweep_thresholds,
         write_report,
     )
+    from irstd.io import check_gray
     from irstd.metrics import Evaluator
 
     if split is not None and split_file is not None:
@@ -124,6 +126,7 @@ def evaluate(
     if tile is not None and method is None:
         raise InputError("--tile: only with --method (saved predictions are already computed)")
     sweep = sweep_thresholds(pd_fa_step)
+    check_gray(gray)
     if compat is not None and compat not in COMPAT:
         raise InputError(f"--compat: expected one of {', '.join(COMPAT)}, got {compat!r}")
     size = None if compat is None else COMPAT[compat]["size"]
@@ -140,11 +143,11 @@ def evaluate(
     ds = open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
     if meth is None:
-        source = SavedPredictions(predictions)
+        source = SavedPredictions(predictions, gray=gray)
         threshold = 0.5 if threshold is None else threshold
     else:
         source = MethodScores(ds, ids, meth, workers=workers, save_to=save_predictions, overwrite=overwrite,
-                              resize=size)
+                              resize=size, gray=gray)
         threshold = 0.5 if meth.threshold is None else meth.threshold  # own rule: the evaluator's τ is unused for masks
 
     with Progress(
@@ -179,7 +182,7 @@ def evaluate(
 
     proto = protocol(
         dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold,
-        method=meth, workers=None if meth is None else workers, compat=compat,
+        method=meth, workers=None if meth is None else workers, compat=compat, gray=gray,
     )
     extra = None if meth is None else source.timing()
     summary = result.evaluator.summary()

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from irstd.cli._common import EXIT_SKIPPED, console
+from irstd.cli._common import EXIT_SKIPPED, GRAY_HELP, console
 from irstd.errors import InputError
 
 EXIT_INTERRUPTED = 130  # the shell convention for SIGINT; the state is saved, `--resume` continues
@@ -104,6 +104,7 @@ def train(
     skip_errors: Optional[bool] = typer.Option(None, "--skip-errors", help="Leave out unreadable image/mask pairs (listed at the end; exit 3)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Bit depth of 16-bit images for to_float (default: 16)."),
     input_range: Optional[str] = typer.Option(None, "--input-range", help="Input mapping to [0, 1]: auto (8-bit /255, 16-bit minmax unless --bit-depth), bits, minmax (each image from its own min to max) or fixed:LO,HI (default: auto); recorded in the weights for detect."),
+    gray: Optional[str] = typer.Option(None, "--gray", help=GRAY_HELP),
     pretrained_backbone: Optional[Path] = typer.Option(None, "--pretrained-backbone", help="Encoder weight file (safetensors)."),
     init_weights: Optional[str] = typer.Option(None, "--init-weights", help="Fine-tune: start from this irstd model file ('packaged': the shipped weights); architecture and input normalisation come from it, --model may be left out."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. a run's config.yaml); options given here override it."),
@@ -125,7 +126,7 @@ def train(
         epochs=epochs, batch_size=batch_size, crop=crop,
         scale_range=parse_scale_range(scale_range) if scale_range is not None else None, lr=lr, weight_decay=weight_decay, loss=loss,
         ablation=list(ablation) if ablation else None, seed=seed, device=device, amp=amp, workers=workers, skip_errors=skip_errors,
-        bit_depth=bit_depth, input_range=input_range, pretrained_backbone=str(pretrained_backbone) if pretrained_backbone else None,
+        bit_depth=bit_depth, input_range=input_range, gray=gray, pretrained_backbone=str(pretrained_backbone) if pretrained_backbone else None,
         init_weights=str(init_weights) if init_weights else None,
         out=str(out) if out else None, resume=resume or None,
     )

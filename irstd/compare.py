@@ -191,7 +191,7 @@ def _code_hash(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | None) -> dict[str, Any]:
+def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | None, gray: str = "auto") -> dict[str, Any]:
     """What a cached output depends on; its hash names the method's cache folder.
 
     The weights enter through their SHA-256, not their path: a moved file keeps its cache, a
@@ -211,6 +211,7 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
         "input_range": getattr(method, "input_range", None),
         "engine": getattr(method, "engine", None),
         "tile": method.tiling(),
+        "gray": gray,
         "irstd_version": __version__,
         "code_sha256": _code_hash(_code_files(method)),
         "cache_format": CACHE_FORMAT,
@@ -474,7 +475,7 @@ class CompareResult:
 
 
 def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range, engine="torch", tile=None,
-                   overlap=None):
+                   overlap=None, gray="auto"):
     from irstd.methods import get_method
 
     methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
@@ -482,7 +483,7 @@ def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_rang
     labels = _labels(specs, [m.name for m in methods])
     infos = []
     for spec, label, method in zip(specs, labels, methods):
-        key = method_key(spec, method, threshold=threshold, bit_depth=bit_depth)
+        key = method_key(spec, method, threshold=threshold, bit_depth=bit_depth, gray=gray)
         weights = _weights_file(spec, method)
         infos.append(
             MethodInfo(
@@ -522,6 +523,7 @@ def compare(
     engine: str = "torch",
     tile: int | None = None,
     overlap: int | None = None,
+    gray: str = "auto",
     workers: int = 1,
     skip_errors: bool = False,
     overwrite: bool = False,
@@ -548,6 +550,8 @@ def compare(
         range rule, torch or onnx).
     tile, overlap : int, optional
         Tiled inference for every method (:func:`irstd.tiles.map_tiled`); part of the cache key.
+    gray : {"auto", "luma", "r", "g", "b"}, optional
+        How colour images become grey (:func:`irstd.io.read_image`); part of the cache key.
     workers : int, optional
         Processes for classical methods (networks run in this process).
     skip_errors : bool, optional
@@ -574,6 +578,7 @@ def compare(
         raise InputError("--split/--split-file: give exactly one of them")
     if workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
+    io.check_gray(gray)
     specs = parse_methods(methods)
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
@@ -581,7 +586,7 @@ def compare(
         raise InputError(f"{split_file or split}: the split lists no ids")
     out = prepare_out(out, overwrite=overwrite)
     infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth,
-                                         input_range=input_range, engine=engine, tile=tile, overlap=overlap)
+                                         input_range=input_range, engine=engine, tile=tile, overlap=overlap, gray=gray)
     report = progress if progress is not None else (lambda *a: None)
 
     # Before any work: which image bytes each id stands for (part of each cached record), and a
@@ -642,7 +647,7 @@ def compare(
         from irstd.methods import run_method
 
         paths = [str(ds.image_path(i)) for i in todo]
-        for image_id, output in zip(todo, run_method(method, paths, workers, skip_errors=skip_errors)):
+        for image_id, output in zip(todo, run_method(method, paths, workers, skip_errors=skip_errors, gray=gray)):
             if isinstance(output, InputError):
                 failure(image_id, output)
             else:
@@ -677,7 +682,7 @@ def compare(
     if not evaluated:
         raise InputError(f"{ds.root}: no image could be evaluated ({len(failed)} skipped)")
     skipped = [(i, failed[i]) for i in ids if i in failed]
-    proto = _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep)
+    proto = _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep, gray)
     return CompareResult(
         dataset=ds,
         split=split if split_file is None else None,
@@ -706,7 +711,7 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep) -> dict[str, Any]:
+def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep, gray) -> dict[str, Any]:
     return {
         "dataset": str(ds.root),
         "split": split if split_file is None else None,
@@ -726,6 +731,7 @@ def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input
         ),
         "bit_depth": bit_depth,
         "input_range": input_range,
+        "gray": gray,
         "resolution": "native",
         "matching": (
             f"8-connected components; unweighted centroids; Euclidean centroid distance < "
@@ -835,7 +841,7 @@ def select_images(result: CompareResult, count: int = DEFAULT_FIGURE_IMAGES) -> 
 def _figure_rows(result: CompareResult, images: Sequence[str]):
     rows = []
     for image_id in images:
-        image = result.dataset.read_image(image_id)
+        image = result.dataset.read_image(image_id, gray=result.protocol.get("gray", "auto"))
         gt = result.dataset.read_mask(image_id)
         digest = io.sha256_file(result.dataset.image_path(image_id))
         outputs = {}

@@ -199,17 +199,17 @@ class Dataset:
             where = self.masks_dir or (self.root / "masks")
             raise InputError(f"{where}: no mask for id {image_id!r}") from None
 
-    def read_image(self, image_id: str, frame: int = 0) -> np.ndarray:
-        """The image of ``image_id`` (:func:`irstd.io.read_image`)."""
-        return io.read_image(self.image_path(image_id), frame=frame)
+    def read_image(self, image_id: str, frame: int = 0, gray: str = "auto") -> np.ndarray:
+        """The image of ``image_id`` (:func:`irstd.io.read_image`, with its ``gray`` rule)."""
+        return io.read_image(self.image_path(image_id), frame=frame, gray=gray)
 
     def read_mask(self, image_id: str) -> np.ndarray:
         """The mask of ``image_id`` as bool (:func:`irstd.io.read_mask`)."""
         return io.read_mask(self.mask_path(image_id))
 
-    def read_pair(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+    def read_pair(self, image_id: str, gray: str = "auto") -> tuple[np.ndarray, np.ndarray]:
         """Image and bool mask of ``image_id``; :class:`InputError` when their sizes differ."""
-        image = self.read_image(image_id)
+        image = self.read_image(image_id, gray=gray)
         mask = self.read_mask(image_id)
         if image.shape != mask.shape:
             raise InputError(
@@ -447,7 +447,7 @@ def check_dataset(root: str | os.PathLike, decode_images: bool = False, progress
         if progress is not None:
             progress(k, len(both))
         try:
-            raw = io.read_image(ds.mask_path(i))
+            raw = io.read_image(ds.mask_path(i), gray="luma")  # any colour of a mask is a value
         except InputError as exc:
             unreadable_mask[i] = str(exc)
             continue

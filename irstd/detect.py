@@ -310,6 +310,7 @@ def detect(
     *,
     workers: int = 1,
     skip_errors: bool = False,
+    gray: str = "auto",
 ) -> Iterator[Detection | Skipped]:
     """Run ``method`` on every item and find its targets, in input order.
 
@@ -322,13 +323,15 @@ def detect(
         Worker processes for classical methods (see :func:`irstd.methods.run_method`).
     skip_errors : bool, optional
         Yield a :class:`Skipped` for an unreadable image instead of raising.
+    gray : {"auto", "luma", "r", "g", "b"}, optional
+        How colour frames become grey (:func:`irstd.io.read_image`).
 
     Yields
     ------
     Detection or Skipped
     """
     jobs = [(item.path, item.frame) for item in items]
-    for item, result in zip(items, run_method(method, jobs, workers=workers, skip_errors=skip_errors)):
+    for item, result in zip(items, run_method(method, jobs, workers=workers, skip_errors=skip_errors, gray=gray)):
         if isinstance(result, InputError):
             yield Skipped(item.label, str(result))
             continue
@@ -371,7 +374,7 @@ def overlay(image: np.ndarray, targets: Sequence[dict], color=(255, 40, 40), mar
 
 
 def save_outputs(detection: Detection, files: dict[str, Path], *, overwrite: bool = False,
-                 image: np.ndarray | None = None) -> list[Path]:
+                 image: np.ndarray | None = None, gray: str = "auto") -> list[Path]:
     """Write the files planned by :func:`plan_outputs` for one detection (atomically).
 
     Parameters
@@ -381,7 +384,9 @@ def save_outputs(detection: Detection, files: dict[str, Path], *, overwrite: boo
         ``{kind: path}`` from :func:`plan_outputs`.
     overwrite : bool, optional
     image : ndarray, optional
-        The grey image for the overlay (read again from the file when not given).
+        The grey image for the overlay (read again from the file when not given, by the
+        ``gray`` rule of :func:`irstd.io.read_image`).
+    gray : str, optional
 
     Returns
     -------
@@ -398,7 +403,7 @@ def save_outputs(detection: Detection, files: dict[str, Path], *, overwrite: boo
             bits = 16
         elif kind == "overlay":
             if image is None:
-                image = io.read_image(detection.item.path, frame=detection.item.frame)
+                image = io.read_image(detection.item.path, frame=detection.item.frame, gray=gray)
             array = overlay(image, detection.targets)
             bits = None
         else:

@@ -66,6 +66,8 @@ class SavedPredictions:
     ----------
     folder : path-like
         Folder with one score map per id.
+    gray : {"auto", "luma", "r", "g", "b"}, optional
+        How colour maps become grey (:func:`irstd.io.read_image`; ``auto`` refuses pseudo-colour).
 
     Raises
     ------
@@ -73,7 +75,8 @@ class SavedPredictions:
         The folder does not exist; later, for an id: no map, two maps, or an unreadable map.
     """
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, gray: str = "auto") -> None:
+        self.gray = io.check_gray(gray)
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"{folder}: --predictions folder not found")
@@ -93,7 +96,7 @@ class SavedPredictions:
 
     def __call__(self, image_id: str) -> np.ndarray:
         path = self.path(image_id)
-        scores = io.read_scores(path)
+        scores = io.read_scores(path, gray=self.gray)
         if path.suffix == ".npy" and np.load(path, mmap_mode="r").dtype in (np.float32, np.float16):
             # Back to the stored precision (exact), so that thresholds are compared as for the
             # in-memory float32 map (see irstd.metrics.threshold_scores).
@@ -111,12 +114,12 @@ class SavedPredictions:
         return f"SavedPredictions({str(self.folder)!r})"
 
 
-def _resized(item, size: int):
+def _resized(item, size: int, gray: str):
     """An image path read and resized for :class:`MethodScores` (an error is passed on)."""
     if isinstance(item, InputError):
         return item
     try:
-        return resize_for_compat(io.read_image(item), size)
+        return resize_for_compat(io.read_image(item, gray=gray), size)
     except InputError as exc:
         return exc
 
@@ -143,6 +146,8 @@ class MethodScores:
         Replace existing ``<id>.png`` files in ``save_to``.
     resize : int, optional
         Run the method on each image resized to ``resize × resize`` (:func:`resize_for_compat`).
+    gray : {"auto", "luma", "r", "g", "b"}, optional
+        How colour images become grey (:func:`irstd.io.read_image`).
 
     Attributes
     ----------
@@ -158,7 +163,7 @@ class MethodScores:
 
     def __init__(self, dataset: Dataset, ids: Sequence[str], method, *, workers: int = 1,
                  save_to: str | os.PathLike | None = None, overwrite: bool = False,
-                 resize: int | None = None) -> None:
+                 resize: int | None = None, gray: str = "auto") -> None:
         from irstd.methods import run_method
 
         self.method = method
@@ -176,8 +181,8 @@ class MethodScores:
             except InputError as exc:
                 items.append(exc)
         if resize is not None:  # read and resize here; the method gets the arrays
-            items = (_resized(item, resize) for item in items)
-        self._runs = run_method(method, items, workers=workers, skip_errors=True)
+            items = (_resized(item, resize, gray) for item in items)
+        self._runs = run_method(method, items, workers=workers, skip_errors=True, gray=gray)
         self._results = zip(self.ids, self._runs)
 
     def close(self) -> None:
@@ -421,12 +426,14 @@ def protocol(
     method=None,
     workers: int | None = None,
     compat: str | None = None,
+    gray: str = "auto",
 ) -> dict[str, Any]:
     """The protocol fields recorded next to every reported number.
 
     With ``method`` (an :class:`irstd.methods.Method`): its name, kind, score and mask rules
     and parameter count are recorded; ``threshold`` is None when the method's own rule makes
-    the masks. ``compat`` names a :data:`COMPAT` protocol (resolution and Fa rule).
+    the masks. ``compat`` names a :data:`COMPAT` protocol (resolution and Fa rule); ``gray`` is
+    the colour rule of the images or maps read (:data:`irstd.io.GRAY_RULES`).
     """
     if method is not None:
         threshold = method.threshold
@@ -442,6 +449,7 @@ def protocol(
             f"resized to {COMPAT[compat]['size']}x{COMPAT[compat]['size']} ({compat}: bilinear image, "
             "nearest-neighbour mask; Pd's distance and Fa's denominator in resized pixels)"
         ),
+        "gray": gray,
         "gt_binarisation": "mask > half its full value (0/255 masks: > 127; 0/1 masks: value 1)",
         "matching": (
             f"8-connected components; unweighted centroids; Euclidean centroid distance < "

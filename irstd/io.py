@@ -15,6 +15,13 @@ Reading
   (0.299, 0.587, 0.114) in floating point, rounded to ``uint16``.
 * Float TIFF (32 or 64 bit) is returned as ``float32``; colour float data uses the same weights.
 * Multi-page TIFF: one page per frame (:func:`read_frames`, :func:`count_frames`).
+* Pseudo-colour frames are refused: when more than :data:`PSEUDO_COLOUR_FRACTION` of a colour
+  frame's pixels differ from the mean colour of the pixels with the same luma (a palette whose
+  brightness is not monotonic in the value, such as jet or rainbow), luma would map different
+  temperatures to one grey, so :func:`read_image` raises :class:`~irstd.errors.InputError`
+  unless ``gray`` says how to collapse the colours (``luma`` anyway, or one channel ``r``,
+  ``g``, ``b``). Grey stored as RGB, tinted grey and palettes of monotonic brightness (inferno,
+  hot, ironbow-like) pass, and are converted by luma.
 
 Every unreadable input (missing, a folder, empty, truncated, corrupt, not an image, zero-sized)
 raises :class:`irstd.errors.InputError` with a one-line message naming the file.
@@ -51,11 +58,13 @@ import numpy as np
 from irstd.errors import InputError
 
 __all__ = [
+    "GRAY_RULES",
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "INPUT_RANGES",
     "atomic_write",
     "bit_depth_rule",
+    "check_gray",
     "count_frames",
     "image_facts",
     "image_info",
@@ -64,6 +73,7 @@ __all__ = [
     "mask_from_image",
     "mask_full_value",
     "parse_input_range",
+    "pseudo_colour_fraction",
     "read_frames",
     "read_image",
     "read_mask",
@@ -83,6 +93,18 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpe
 
 #: ITU-R 601-2 luma weights (R, G, B).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+#: How colour frames become grey (``gray`` of :func:`read_image`): ``auto`` luma, refusing
+#: pseudo-colour frames; ``luma`` always; ``r``, ``g``, ``b`` one channel.
+GRAY_RULES = ("auto", "luma", "r", "g", "b")
+
+#: A pixel is off its luma's colour when a channel differs from the mean colour of the pixels
+#: with the same 8-bit luma by more than this (on the 0-255 scale) ...
+PSEUDO_COLOUR_TOLERANCE = 24
+#: ... and a frame with more than this fraction of such pixels is pseudo-colour. SIRST's and
+#: MDvsFA's 10,477 colour files stay under 0.001; jet, turbo, rainbow, HSV and coolwarm renderings
+#: of SIRST frames reach 0.15-0.57; a red cross-hair and a yellow label over 3 % of a frame 0.03.
+PSEUDO_COLOUR_FRACTION = 0.1
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -159,7 +181,74 @@ def _luma_float(rgb: np.ndarray) -> np.ndarray:
     return wr * x[..., 0] + wg * x[..., 1] + wb * x[..., 2]
 
 
-def _to_grey(arr: np.ndarray, path: Path, rgb_order: bool = True) -> np.ndarray:
+def pseudo_colour_fraction(rgb: np.ndarray) -> float:
+    """Fraction of a colour image's pixels whose colour is not the one of their luma.
+
+    For every 8-bit luma value the mean colour of its pixels is taken; a pixel counts when one
+    of its channels differs from that mean by more than :data:`PSEUDO_COLOUR_TOLERANCE`. Grey,
+    tinted grey and palettes whose brightness rises with the value give about 0 (each luma has
+    one colour); palettes such as jet, where different values share a brightness, give a large
+    fraction. Frames over 512×512 pixels are measured on every second row and column.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3)
+        R, G, B planes: uint8, uint16 (its high byte is used) or float (stretched from the
+        minimum to the maximum of all channels).
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    if rgb.shape[0] * rgb.shape[1] > 512 * 512:
+        rgb = rgb[::2, ::2]
+    if rgb.dtype == np.uint16:
+        rgb = (rgb >> 8).astype(np.uint8)
+    elif rgb.dtype != np.uint8:
+        x = np.nan_to_num(np.asarray(rgb, dtype=np.float64))
+        lo, hi = float(x.min()), float(x.max())
+        rgb = np.zeros(x.shape, np.uint8) if hi <= lo else np.rint((x - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    luma = _luma_uint8(rgb).ravel()
+    if luma.size == 0:
+        return 0.0
+    count = np.maximum(np.bincount(luma, minlength=256), 1)
+    off = np.zeros(luma.size, bool)
+    for channel in range(3):
+        values = rgb[..., channel].ravel()
+        mean = np.bincount(luma, weights=values, minlength=256) / count
+        off |= np.abs(values - mean[luma]) > PSEUDO_COLOUR_TOLERANCE
+    return float(off.mean())
+
+
+def check_gray(gray: str) -> str:
+    """Check a ``gray`` rule (:data:`GRAY_RULES`) and return it."""
+    if gray not in GRAY_RULES:
+        raise InputError(f"--gray: expected one of {', '.join(GRAY_RULES)}, got {gray!r}")
+    return gray
+
+
+def _colour_to_grey(rgb: np.ndarray, path: Path, gray: str) -> np.ndarray:
+    """R, G, B planes to grey by the ``gray`` rule (see :data:`GRAY_RULES`)."""
+    if gray in ("r", "g", "b"):
+        return rgb[..., "rgb".index(gray)]
+    if gray == "auto" and not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+        share = pseudo_colour_fraction(rgb)
+        if share > PSEUDO_COLOUR_FRACTION:
+            raise InputError(
+                f"{path}: pseudo-colour image ({share:.0%} of its pixels share a brightness with "
+                "other colours, as in a jet or rainbow palette), so grey by luma would merge "
+                "different temperatures; give --gray luma to convert it anyway, or --gray r, g or b "
+                "for one channel"
+            )
+    if rgb.dtype == np.uint8:
+        return _luma_uint8(rgb)
+    if rgb.dtype == np.uint16:
+        return np.clip(np.rint(_luma_float(rgb)), 0, 65535).astype(np.uint16)
+    return _luma_float(rgb)
+
+
+def _to_grey(arr: np.ndarray, path: Path, rgb_order: bool = True, gray: str = "auto") -> np.ndarray:
     """Reduce an (H, W), (H, W, C) array to 2-D grey with the module's rules."""
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
@@ -168,13 +257,7 @@ def _to_grey(arr: np.ndarray, path: Path, rgb_order: bool = True) -> np.ndarray:
         if c == 2:  # grey + alpha
             arr = arr[..., 0]
         elif c in (3, 4):
-            rgb = arr[..., :3] if rgb_order else arr[..., 2::-1]
-            if rgb.dtype == np.uint8:
-                arr = _luma_uint8(rgb)
-            elif rgb.dtype == np.uint16:
-                arr = np.clip(np.rint(_luma_float(rgb)), 0, 65535).astype(np.uint16)
-            else:
-                arr = _luma_float(rgb)
+            arr = _colour_to_grey(arr[..., :3] if rgb_order else arr[..., 2::-1], path, gray)
         else:
             raise InputError(f"{path}: unsupported image with {c} channels")
     if arr.ndim != 2:
@@ -213,7 +296,11 @@ def _check_size(arr: np.ndarray, path: Path) -> np.ndarray:
 _PIL_8BIT_MODES = {"1", "L", "P", "RGB", "RGBA", "LA", "PA", "La", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
 
 
-def _read_pillow(p: Path, frame: int) -> np.ndarray:
+#: Pillow modes whose colours :func:`_to_grey` collapses (the others go through ``convert('L')``).
+_PIL_COLOUR_MODES = {"P", "PA", "RGB", "RGBA", "RGBX"}
+
+
+def _read_pillow(p: Path, frame: int, gray: str = "auto") -> np.ndarray:
     from PIL import Image
 
     try:
@@ -228,7 +315,9 @@ def _read_pillow(p: Path, frame: int) -> np.ndarray:
                 im.load()
                 if im.width == 0 or im.height == 0:
                     raise InputError(f"{p}: zero-sized image ({im.width}x{im.height})")
-                if im.mode in _PIL_8BIT_MODES:
+                if im.mode in _PIL_COLOUR_MODES and gray != "luma" and not _grey_palette(im):
+                    arr = np.asarray(im.convert("RGB"))  # luma of it: bit-identical to convert('L')
+                elif im.mode in _PIL_8BIT_MODES:
                     arr = np.asarray(im.convert("L"))
                 elif im.mode.startswith("I;16") or im.mode in ("I", "F"):
                     arr = np.asarray(im)
@@ -240,7 +329,18 @@ def _read_pillow(p: Path, frame: int) -> np.ndarray:
         raise
     except Exception as exc:  # Pillow raises many types for bad files
         raise InputError(f"{p}: not a readable image ({_reason(exc)})") from None
-    return _check_size(_to_grey(arr, p), p)
+    return _check_size(_to_grey(arr, p, gray=gray), p)
+
+
+def _grey_palette(im) -> bool:
+    """Whether a Pillow palette image's palette is grey (then ``convert('L')`` is exact)."""
+    if im.mode not in ("P", "PA"):
+        return False
+    palette = np.frombuffer(im.palette.tobytes(), np.uint8)
+    if im.palette.mode != "RGB" or palette.size % 3:
+        return False
+    rgb = palette.reshape(-1, 3)
+    return bool((rgb == rgb[:, :1]).all())
 
 
 def _reason(exc: BaseException) -> str:
@@ -251,7 +351,7 @@ def _reason(exc: BaseException) -> str:
 # ---- OpenCV (16-bit PNG) -------------------------------------------------------------------
 
 
-def _read_png16(p: Path) -> np.ndarray:
+def _read_png16(p: Path, gray: str = "auto") -> np.ndarray:
     import cv2
     from PIL import Image
 
@@ -268,30 +368,27 @@ def _read_png16(p: Path) -> np.ndarray:
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise InputError(f"{p}: not a readable image (OpenCV cannot decode this PNG)")
-    return _check_size(_to_grey(arr, p, rgb_order=False), p)  # OpenCV gives BGR(A)
+    return _check_size(_to_grey(arr, p, rgb_order=False, gray=gray), p)  # OpenCV gives BGR(A)
 
 
 # ---- tifffile (TIFF) -----------------------------------------------------------------------
 
 
-def _tiff_page_to_grey(page, p: Path) -> np.ndarray:
+def _tiff_page_to_grey(page, p: Path, gray: str = "auto") -> np.ndarray:
     arr = page.asarray()
     photometric = int(getattr(page, "photometric", 1))
     if photometric == 3 and getattr(page, "colormap", None) is not None:  # palette
         cmap = np.asarray(page.colormap)  # (3, 2**bits) uint16
         rgb = cmap[:, arr].transpose(1, 2, 0)
         if arr.dtype == np.uint8:
-            # TIFF colormaps are 16-bit; Pillow keeps the high byte
-            arr = _luma_uint8((rgb >> 8).astype(np.uint8))
-        else:
-            arr = np.clip(np.rint(_luma_float(rgb)), 0, 65535).astype(np.uint16)
-        return _normalise_dtype(arr, p)
+            rgb = (rgb >> 8).astype(np.uint8)  # TIFF colormaps are 16-bit; Pillow keeps the high byte
+        return _normalise_dtype(_colour_to_grey(rgb, p, gray), p)
     if photometric == 0 and arr.dtype.kind == "u":  # min-is-white: invert like Pillow
         arr = np.iinfo(arr.dtype).max - arr
     axes = getattr(page, "axes", "")
     if arr.ndim == 3 and axes.startswith("S") and arr.shape[0] in (2, 3, 4):  # planar
         arr = np.moveaxis(arr, 0, -1)
-    return _to_grey(arr, p)
+    return _to_grey(arr, p, gray=gray)
 
 
 def _open_tiff(p: Path):
@@ -303,7 +400,7 @@ def _open_tiff(p: Path):
         raise InputError(f"{p}: not a readable TIFF ({_reason(exc)})") from None
 
 
-def _read_tiff(p: Path, frame: int) -> np.ndarray:
+def _read_tiff(p: Path, frame: int, gray: str = "auto") -> np.ndarray:
     with _open_tiff(p) as tif:
         n = len(tif.pages)
         if n == 0:
@@ -317,8 +414,8 @@ def _read_tiff(p: Path, frame: int) -> np.ndarray:
                 raise InputError(f"{p}: zero-sized image {page.shape}")
             if int(getattr(page, "photometric", 1)) in (5, 6, 8) and np.dtype(page.dtype) == np.uint8:
                 # CMYK, YCbCr, CIELab in 8 bits: Pillow's own conversion, bit-identical by definition
-                return _read_pillow(p, frame)
-            arr = _tiff_page_to_grey(page, p)
+                return _read_pillow(p, frame, gray)
+            arr = _tiff_page_to_grey(page, p, gray)
         except InputError:
             raise
         except Exception as exc:
@@ -330,7 +427,7 @@ def _read_tiff(p: Path, frame: int) -> np.ndarray:
                     f"install the 'imagecodecs' package)"
                 ) from None
             try:
-                return _read_pillow(p, frame)
+                return _read_pillow(p, frame, gray)
             except InputError:
                 raise InputError(f"{p}: not a readable TIFF ({_reason(exc)})") from None
     return _check_size(arr, p)
@@ -363,13 +460,13 @@ class _VideoReader:
         self.key = key
         self.cap = _video_capture(p)
         self.next = 0  # index of the frame the next read() returns
-        self.last: tuple[int, np.ndarray] | None = None
+        self.last: tuple[int, np.ndarray] | None = None  # index and BGR of the frame read last
 
-    def frame(self, p: Path, k: int) -> np.ndarray:
+    def frame(self, p: Path, k: int, gray: str = "auto") -> np.ndarray:
         import cv2
 
         if self.last is not None and self.last[0] == k:
-            return self.last[1].copy()
+            return _check_size(_to_grey(self.last[1], p, rgb_order=False, gray=gray), p)
         if k < self.next or k - self.next > _VIDEO_SKIP:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, k)
             self.next = k
@@ -381,9 +478,8 @@ class _VideoReader:
         if not ok or bgr is None:
             raise InputError(f"{p}: frame {k} out of range or not decodable")
         self.next = k + 1
-        grey = _check_size(_to_grey(bgr, p, rgb_order=False), p)
-        self.last = (k, grey)
-        return grey.copy()
+        self.last = (k, bgr)
+        return _check_size(_to_grey(bgr, p, rgb_order=False, gray=gray), p)
 
     def close(self) -> None:
         self.cap.release()
@@ -397,7 +493,7 @@ def is_video(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def _read_video(p: Path, frame: int) -> np.ndarray:
+def _read_video(p: Path, frame: int, gray: str = "auto") -> np.ndarray:
     """Frame ``frame`` of a video as 8-bit grey; sequential reads reuse one open decoder."""
     global _video_reader
     st = os.stat(p)
@@ -407,7 +503,7 @@ def _read_video(p: Path, frame: int) -> np.ndarray:
             _video_reader.close()
             _video_reader = None
         _video_reader = _VideoReader(p, key)
-    return _video_reader.frame(p, frame)
+    return _video_reader.frame(p, frame, gray)
 
 
 def _count_video_frames(p: Path) -> int:
@@ -429,7 +525,7 @@ def _count_video_frames(p: Path) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def read_image(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
+def read_image(path: str | os.PathLike, frame: int = 0, gray: str = "auto") -> np.ndarray:
     """Read one image as a 2-D grey array, sample type preserved.
 
     Parameters
@@ -440,6 +536,10 @@ def read_image(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
     frame : int, optional
         Page of a multi-page TIFF or frame of a video (0-based). Other files have one frame.
         Reading a video's frames in order decodes each once.
+    gray : {"auto", "luma", "r", "g", "b"}, optional
+        How colour becomes grey: ``auto`` (default) by luma, refusing pseudo-colour frames
+        (:func:`pseudo_colour_fraction` over :data:`PSEUDO_COLOUR_FRACTION`); ``luma`` by luma
+        always; ``r``, ``g`` or ``b``: that channel. Grey files are read as they are.
 
     Returns
     -------
@@ -451,23 +551,24 @@ def read_image(path: str | os.PathLike, frame: int = 0) -> np.ndarray:
     ------
     InputError
         The file is missing, a folder, empty, truncated, corrupt, not an image or zero-sized,
-        or ``frame`` is out of range.
+        ``frame`` is out of range, or the image is pseudo-colour under ``gray="auto"``.
     """
+    check_gray(gray)
     p = _check_file(path)
     if frame < 0:
         raise InputError(f"{path}: frame {frame} out of range")
     if is_video(p):
-        return _read_video(p, frame)
+        return _read_video(p, frame, gray)
     kind, head = _sniff_head(p)
     if kind == "tiff":
-        return _read_tiff(p, frame)
+        return _read_tiff(p, frame, gray)
     if kind == "png":
         _, _, depth, _ = _png_header(p, head)
         if depth == 16:
             if frame:
                 raise InputError(f"{p}: frame {frame} out of range (the file has 1 frame)")
-            return _read_png16(p)
-    return _read_pillow(p, frame)
+            return _read_png16(p, gray)
+    return _read_pillow(p, frame, gray)
 
 
 def count_frames(path: str | os.PathLike) -> int:
@@ -491,20 +592,21 @@ def count_frames(path: str | os.PathLike) -> int:
         raise InputError(f"{p}: not a readable image ({_reason(exc)})") from None
 
 
-def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
+def read_frames(path: str | os.PathLike, gray: str = "auto") -> Iterator[np.ndarray]:
     """Iterate over the frames of an image file (every page of a multi-page TIFF, every frame
     of a video).
 
-    Yields 2-D grey arrays with the rules of :func:`read_image`.
+    Yields 2-D grey arrays with the rules of :func:`read_image` (and its ``gray``).
     """
+    check_gray(gray)
     p = _check_file(path)
     if is_video(p):
         for k in range(_count_video_frames(p)):
-            yield _read_video(p, k)
+            yield _read_video(p, k, gray)
         return
     if _sniff(p) != "tiff":
         for i in range(count_frames(p)):
-            yield read_image(p, frame=i)
+            yield read_image(p, frame=i, gray=gray)
         return
     n = count_frames(p)
     with _open_tiff(p) as tif:  # one open for the whole stack
@@ -513,11 +615,11 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
                 page = tif.pages[i]
                 if int(getattr(page, "photometric", 1)) in (5, 6, 8):
                     raise ValueError("decoded by Pillow")
-                arr = _check_size(_tiff_page_to_grey(page, p), p)
+                arr = _check_size(_tiff_page_to_grey(page, p, gray), p)
             except InputError:
                 raise
             except Exception:
-                arr = _read_tiff(p, i)  # same rules and fallbacks as read_image
+                arr = _read_tiff(p, i, gray)  # same rules and fallbacks as read_image
             yield arr
 
 
@@ -598,7 +700,7 @@ def image_facts(path: str | os.PathLike, bit_depth: int | None = None,
     CgriNet's packaged default) as ``input_rule`` (decodes the first frame)."""
     requested = parse_input_range(input_range)
     info = image_info(path)
-    image = read_image(path)  # never empty
+    image = read_image(path, gray="luma")  # never empty
     if image.dtype.kind == "f":
         lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
     else:
@@ -831,10 +933,10 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     0/65535 masks, ``> 0.5`` for float masks, and value 1 for 0/1 masks (the other common
     convention). Colour masks go through the luma rule of :func:`read_image` first.
     """
-    return mask_from_image(read_image(path))
+    return mask_from_image(read_image(path, gray="luma"))  # any colour of a mask is a value
 
 
-def read_scores(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+def read_scores(path: str | os.PathLike, shape: tuple[int, int] | None = None, gray: str = "auto") -> np.ndarray:
     """Read a saved prediction (score) map as ``float64``.
 
     Parameters
@@ -843,6 +945,9 @@ def read_scores(path: str | os.PathLike, shape: tuple[int, int] | None = None) -
         ``.npy`` (2-D float or integer array), image file (PNG, TIFF, ...).
     shape : (int, int), optional
         Expected (H, W); a different shape raises :class:`InputError`.
+    gray : {"auto", "luma", "r", "g", "b"}, optional
+        How a colour image becomes grey (:func:`read_image`; ``auto`` refuses pseudo-colour,
+        e.g. a heat map rendered with the jet palette).
 
     Returns
     -------
@@ -875,7 +980,7 @@ def read_scores(path: str | os.PathLike, shape: tuple[int, int] | None = None) -
         else:
             raise InputError(f"{path}: unsupported score type {arr.dtype}")
     else:
-        img = read_image(p)
+        img = read_image(p, gray=gray)
         if img.dtype.kind == "f":
             scores = img.astype(np.float64)
         else:

@@ -428,7 +428,7 @@ def get_method(
 # --------------------------------------------------------------------------------------------
 
 
-def _load(item) -> np.ndarray:
+def _load(item, gray: str = "auto") -> np.ndarray:
     """An item of :func:`run_method` as an image array."""
     from irstd.io import read_image
 
@@ -438,13 +438,13 @@ def _load(item) -> np.ndarray:
         return item
     if isinstance(item, tuple):
         path, frame = item
-        return read_image(path, frame=frame)
-    return read_image(item)
+        return read_image(path, frame=frame, gray=gray)
+    return read_image(item, gray=gray)
 
 
-def _run_one(method: Method, item, capture: bool):
+def _run_one(method: Method, item, capture: bool, gray: str = "auto"):
     try:
-        return method.run(_load(item))
+        return method.run(_load(item, gray))
     except InputError as exc:
         if not capture:
             raise
@@ -458,6 +458,7 @@ def run_method(
     *,
     skip_errors: bool = False,
     prefetch: int = 2,
+    gray: str = "auto",
 ) -> Iterator[MethodOutput | InputError]:
     """Run ``method`` on many images; results in input order.
 
@@ -477,6 +478,9 @@ def run_method(
         Yield the :class:`InputError` of a bad item instead of raising it.
     prefetch : int, optional
         Items queued per worker ahead of the one being yielded (bounds memory).
+    gray : {"auto", "luma", "r", "g", "b"}, optional
+        How files in colour become grey (:func:`irstd.io.read_image`; ``auto`` refuses
+        pseudo-colour frames).
 
     Yields
     ------
@@ -484,9 +488,12 @@ def run_method(
     """
     if workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
+    from irstd.io import check_gray
+
+    check_gray(gray)
     if workers == 1 or method.kind != "classical":
         for item in items:
-            yield _run_one(method, item, skip_errors)
+            yield _run_one(method, item, skip_errors, gray)
         return
     from irstd.baselines.parallel import _thread_env
 
@@ -498,14 +505,14 @@ def run_method(
     with _thread_env(1), ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         try:
             for item in it:
-                pending.append(pool.submit(_run_one, method, item, skip_errors))
+                pending.append(pool.submit(_run_one, method, item, skip_errors, gray))
                 if len(pending) >= window:
                     break
             while pending:
                 result = pending.popleft().result()
                 nxt = next(it, _END)
                 if nxt is not _END:
-                    pending.append(pool.submit(_run_one, method, nxt, skip_errors))
+                    pending.append(pool.submit(_run_one, method, nxt, skip_errors, gray))
                 yield result
         finally:  # an error or a consumer that stops early: drop the queued work
             for fut in pending:

@@ -52,7 +52,7 @@ from safetensors.torch import save as _st_save
 
 from irstd.data import open_dataset
 from irstd.errors import InputError
-from irstd.io import parse_input_range, sha256_file, to_float, write_bytes, write_text
+from irstd.io import check_gray, parse_input_range, sha256_file, to_float, write_bytes, write_text
 from irstd.losses import create_loss
 from irstd.metrics import Evaluator
 from irstd.models import create_model, list_models, load_model, predict, read_weights_metadata, save_weights
@@ -141,6 +141,9 @@ class TrainConfig:
         How ``irstd.io.to_float`` maps images to [0, 1] (default ``auto``: the bit depth rule
         for 8-bit images, per-image min-max for 16-bit ones unless ``bit_depth`` is given);
         recorded in the weights, so ``irstd detect`` maps frames the same way.
+    gray : {"auto", "luma", "r", "g", "b"}
+        How colour training images become grey (:func:`irstd.io.read_image`; ``auto`` refuses
+        pseudo-colour images).
     pretrained_backbone : str, optional
         Weight file for the encoder, passed to ``create_model(pretrained_backbone=...)``.
     init_weights : str, optional
@@ -178,6 +181,7 @@ class TrainConfig:
     skip_errors: bool = False
     bit_depth: int | None = None
     input_range: str = "auto"
+    gray: str = "auto"
     pretrained_backbone: str | None = None
     init_weights: str | None = None
     out: str | None = None
@@ -270,6 +274,7 @@ def _check_config(config: TrainConfig) -> None:
         if not ok:
             raise InputError(f"{option}: {problem}")
     parse_input_range(config.input_range)
+    check_gray(config.gray)
     if config.scale_range is not None:
         config.scale_range = check_scale_range(config.scale_range)
     if config.val_split is not None and _is_test_split(config.val_split):
@@ -617,12 +622,12 @@ def _is_test_split(name: str) -> bool:
     return name.rpartition("/")[2].lower().startswith("test")
 
 
-def _read(datasets: dict, ids: Sequence[str], skipped: list[str] | None = None) -> _Source:
+def _read(datasets: dict, ids: Sequence[str], skipped: list[str] | None = None, gray: str = "auto") -> _Source:
     source = _Source()
     for nid in ids:
         name, _, image_id = nid.partition("/")
         try:
-            image, mask = datasets[name].read_pair(image_id)
+            image, mask = datasets[name].read_pair(image_id, gray=gray)
         except InputError as exc:
             if skipped is None:
                 raise
@@ -1053,8 +1058,8 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     names = list(datasets)
 
     skipped: list[str] | None = [] if config.skip_errors else None
-    train_src = _read(datasets, train_ids, skipped)
-    val_src = _read(datasets, val_ids, skipped)
+    train_src = _read(datasets, train_ids, skipped, config.gray)
+    val_src = _read(datasets, val_ids, skipped, config.gray)
     if skipped:
         train_ids, val_ids = list(train_src.ids), list(val_src.ids)
         for problem in skipped:

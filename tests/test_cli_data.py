@@ -17,7 +17,8 @@ def make_dataset(root, ids=("a", "b", "c", "d"), size=(12, 16)):
     (root / "masks").mkdir()
     rng = np.random.default_rng(0)
     for i in ids:
-        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8), "RGB").save(root / "images" / f"{i}.png")
+        grey = rng.integers(0, 256, (*size, 1), dtype=np.uint8)
+        Image.fromarray(np.repeat(grey, 3, axis=2), "RGB").save(root / "images" / f"{i}.png")  # grey stored as RGB
         m = np.zeros(size, np.uint8)
         m[3:5, 4:6] = 255
         Image.fromarray(m).save(root / "masks" / f"{i}.png")

@@ -26,7 +26,7 @@ def make_dataset(root: Path, ids=("a", "b", "c", "d"), mask_suffix="", image_ext
     (root / "masks").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i in ids:
-        img = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        img = np.repeat(rng.integers(0, 256, (*size, 1), dtype=np.uint8), 3, axis=2)  # grey stored as RGB
         Image.fromarray(img, "RGB").save(root / "images" / f"{i}{image_ext}")
         Image.fromarray(_mask(*size)).save(root / "masks" / f"{i}{mask_suffix}.png")
     return root

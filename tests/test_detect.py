@@ -318,3 +318,27 @@ def test_bad_file_and_skip_errors(folder, tmp_path):
     notimg.write_text("hello")
     result = _run(folder, "--method", "lcm", "-f", "csv", "--skip-errors")
     assert result.exit_code == 3 and "img7.png" in result.stderr and "img5.png" in result.stderr
+
+
+def test_pseudo_colour_frames_need_gray(tmp_path):
+    import matplotlib
+
+    scene = _scene(3)
+    ranks = np.argsort(np.argsort(scene, axis=None, kind="stable")).reshape(scene.shape)
+    grey = (ranks * 256 // ranks.size).astype(np.uint8)  # equalised: the frame uses the whole palette
+    jet = np.rint(matplotlib.colormaps["jet"](grey / 255.0)[..., :3] * 255).astype(np.uint8)
+    Image.fromarray(jet, "RGB").save(tmp_path / "jet.png")
+    write_image(tmp_path / "grey.png", grey)
+    _one_line_error(_run(tmp_path / "jet.png", "--method", "lcm"), "jet.png: pseudo-colour image")
+    _one_line_error(_run(tmp_path / "jet.png", "--method", "lcm", "--gray", "red"), "--gray: expected one of")
+    for gray, want in (("luma", read_image(tmp_path / "jet.png", gray="luma")), ("r", jet[..., 0])):
+        result = _run(tmp_path / "jet.png", "--method", "lcm", "--gray", gray, "-f", "json", "--out", tmp_path / gray,
+                      "--save-overlay")
+        assert result.exit_code == 0, result.stderr
+        got = _json_lines(result)[0]["targets"]
+        mine = find_targets(*(lambda o: (o.mask, o.scores))(get_method("lcm").run(want)))
+        assert [t["centroid"] for t in got] == [t["centroid"] for t in mine]
+        assert (tmp_path / gray / "overlays" / "jet.png").is_file()
+    skipped = _run(tmp_path / "grey.png", tmp_path / "jet.png", "--method", "lcm", "--skip-errors", "-f", "json")
+    assert skipped.exit_code == 3 and "jet.png: pseudo-colour" in "".join(skipped.stderr.split("\n"))
+    assert [Path(r["image"]).name for r in _json_lines(skipped)] == ["grey.png"]

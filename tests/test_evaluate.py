@@ -417,3 +417,19 @@ def test_method_option_errors(scenes, tmp_path):
     _one_line_error(_run("--dataset", scenes, "--split", "test", "--method", "sobel"), "unknown method")
     _one_line_error(_run("--dataset", scenes, "--split", "test", "--predictions", tmp_path, "--save-predictions", tmp_path / "m"),
                     "--save-predictions")
+
+
+def test_colour_prediction_maps_follow_the_gray_rule(tiny):
+    import matplotlib
+
+    root, pred, expected = tiny
+    image_id = next(iter(SHAPES))
+    ramp = np.linspace(0, 1, expected[image_id].size).reshape(expected[image_id].shape)  # the whole palette
+    jet = np.rint(matplotlib.colormaps["jet"](ramp)[..., :3] * 255).astype(np.uint8)
+    Image.fromarray(jet, "RGB").save(pred / f"{image_id}.png")  # a heat map saved as a picture
+    _one_line_error(_run("--dataset", root, "--split", "test", "--predictions", pred), f"{image_id}.png", "pseudo-colour")
+    result = _run("--dataset", root, "--split", "test", "--predictions", pred, "--json", "--gray", "r")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    want = _reference(root, {**expected, image_id: jet[..., 0]}).summary()
+    assert data["gray"] == "r" and data["miou"] == pytest.approx(want["miou"], abs=1e-12)

@@ -19,6 +19,15 @@ def rng():
     return np.random.default_rng(0)
 
 
+def near_grey(rng, shape, dtype=np.uint8) -> np.ndarray:
+    """Random colour samples a little off grey (each channel within 1/32 of the range of a
+    common value): colour that ``gray="auto"`` converts by luma instead of refusing."""
+    top = int(np.iinfo(dtype).max)
+    base = rng.integers(0, top + 1, (*shape[:-1], 1))
+    noise = rng.integers(-(top // 32), top // 32 + 1, shape)
+    return np.clip(base + noise, 0, top).astype(dtype)
+
+
 # ---- 8-bit: bit-identical to Pillow's convert('L') ----------------------------------------
 
 
@@ -26,13 +35,13 @@ def rng():
 def test_png_8bit_modes_match_pillow(tmp_path, rng, mode):
     if mode == "P":
         im = Image.fromarray(rng.integers(0, 256, (23, 31), dtype=np.uint8), "P")
-        im.putpalette(rng.integers(0, 256, 768, dtype=np.uint8).tobytes())
+        im.putpalette(near_grey(rng, (256, 3)).tobytes())
     elif mode == "1":
         im = Image.fromarray(rng.integers(0, 2, (23, 31)).astype(bool))
     else:
         bands = len(mode)
         shape = (23, 31) if bands == 1 else (23, 31, bands)
-        im = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+        im = Image.fromarray(near_grey(rng, shape) if bands > 1 else rng.integers(0, 256, shape, dtype=np.uint8), mode)
     path = tmp_path / f"x_{mode}.png"
     im.save(path)
     got = io.read_image(path)
@@ -43,7 +52,7 @@ def test_png_8bit_modes_match_pillow(tmp_path, rng, mode):
 
 
 def test_rgba_alpha_is_ignored(tmp_path, rng):
-    rgb = rng.integers(0, 256, (8, 9, 3), dtype=np.uint8)
+    rgb = near_grey(rng, (8, 9, 3))
     a = np.dstack([rgb, np.zeros((8, 9), np.uint8)])
     b = np.dstack([rgb, np.full((8, 9), 255, np.uint8)])
     Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
@@ -54,14 +63,14 @@ def test_rgba_alpha_is_ignored(tmp_path, rng):
 @pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
 def test_jpeg_bmp_match_pillow(tmp_path, rng, suffix):
     path = tmp_path / f"x{suffix}"
-    Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8), "RGB").save(path)
+    Image.fromarray(near_grey(rng, (20, 24, 3)), "RGB").save(path)
     with Image.open(path) as ref:
         expected = np.asarray(ref.convert("L"))
     np.testing.assert_array_equal(io.read_image(path), expected)
 
 
 def test_tiff_8bit_rgb_matches_pillow(tmp_path, rng):
-    rgb = rng.integers(0, 256, (17, 19, 3), dtype=np.uint8)
+    rgb = near_grey(rng, (17, 19, 3))
     path = tmp_path / "rgb.tif"
     tifffile.imwrite(path, rgb, photometric="rgb")
     expected = np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
@@ -90,7 +99,7 @@ def test_png_16bit_grey_not_truncated(tmp_path):
 
 
 def test_png_16bit_colour_uses_rgb_weights(tmp_path, rng):
-    rgb = rng.integers(0, 65536, (6, 7, 3), dtype=np.uint16)
+    rgb = near_grey(rng, (6, 7, 3), np.uint16)
     path = tmp_path / "c16.png"
     cv2.imwrite(str(path), rgb[..., ::-1])  # OpenCV writes BGR
     got = io.read_image(path)
@@ -145,7 +154,7 @@ def _write_video(path, frames):
 
 
 def test_video_frames_in_any_order(tmp_path, rng):
-    bgr = rng.integers(0, 256, (80, 24, 32, 3), dtype=np.uint8)  # 80 frames: seeks and forward skips
+    bgr = near_grey(rng, (80, 24, 32, 3))  # 80 frames: seeks and forward skips
     path = _write_video(tmp_path / "clip.mkv", list(bgr))
     want = [np.asarray(Image.fromarray(f[..., ::-1]).convert("L")) for f in bgr]  # luma as Pillow's
     assert io.count_frames(path) == 80
@@ -446,10 +455,10 @@ def test_tiff_8bit_modes_match_pillow(tmp_path, rng, mode, compression):
         im = Image.fromarray(rng.integers(0, 2, (13, 17)).astype(bool))
     elif mode == "P":
         im = Image.fromarray(rng.integers(0, 256, (13, 17), dtype=np.uint8), "P")
-        im.putpalette(rng.integers(0, 256, 768, dtype=np.uint8).tobytes())
+        im.putpalette(near_grey(rng, (256, 3)).tobytes())
     else:
         bands = len(mode)
-        im = Image.fromarray(rng.integers(0, 256, (13, 17, bands) if bands > 1 else (13, 17), dtype=np.uint8), mode)
+        im = Image.fromarray(near_grey(rng, (13, 17, bands)) if bands > 1 else rng.integers(0, 256, (13, 17), dtype=np.uint8), mode)
     path = tmp_path / "x.tif"
     im.save(path, compression=compression)
     with Image.open(path) as ref:
@@ -458,7 +467,7 @@ def test_tiff_8bit_modes_match_pillow(tmp_path, rng, mode, compression):
 
 
 def test_tiff_16bit_rgb_and_planar(tmp_path, rng):
-    rgb = rng.integers(0, 65536, (5, 6, 3), dtype=np.uint16)
+    rgb = near_grey(rng, (5, 6, 3), np.uint16)
     expected = np.rint(0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.uint16)
     tifffile.imwrite(tmp_path / "c.tif", rgb, photometric="rgb")
     tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
@@ -492,3 +501,77 @@ def test_image_info_colour(tmp_path, rng):
     tifffile.imwrite(tmp_path / "e.tif", rng.integers(0, 256, (4, 5), dtype=np.uint16))
     got = [io.image_info(tmp_path / n)["colour"] for n in ("a.png", "b.png", "c.png", "d.tif", "e.tif")]
     assert got == ["rgb", "palette", "rgba", "rgb", "grey"]
+
+
+# ---- pseudo-colour frames and the gray rule -------------------------------------------------
+
+
+def _rendered(name: str, grey: np.ndarray) -> np.ndarray:
+    """``grey`` (uint8) rendered with a matplotlib colour map, as uint8 RGB."""
+    import matplotlib
+
+    return np.rint(matplotlib.colormaps[name](grey / 255.0)[..., :3] * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def scene():
+    yy, xx = np.mgrid[0:64, 0:80]
+    grey = (40 + 1.5 * xx + yy).astype(np.uint8)  # a ramp that spans most of the range
+    grey[30:33, 40:43] = 255
+    return grey
+
+
+def test_pseudo_colour_fraction_tells_palettes_from_tinted_grey(scene):
+    grey3 = np.repeat(scene[..., None], 3, axis=2)
+    tinted = np.clip(grey3 * np.array([0.8, 0.85, 1.0]) + np.array([10, 8, 40]), 0, 255).astype(np.uint8)
+    assert io.pseudo_colour_fraction(grey3) == 0.0
+    assert io.pseudo_colour_fraction(tinted) < 0.01  # SIRST's blue-tinted frames
+    for name in ("inferno", "hot", "gray"):  # brightness rises with the value: luma keeps the order
+        assert io.pseudo_colour_fraction(_rendered(name, scene)) < 0.01, name
+    for name in ("jet", "turbo", "hsv"):  # different values share a brightness
+        assert io.pseudo_colour_fraction(_rendered(name, scene)) > io.PSEUDO_COLOUR_FRACTION, name
+    overlay = grey3.copy()
+    overlay[20:22, :] = (255, 0, 0)  # a red line over a grey frame: a few pixels, not a palette
+    assert io.pseudo_colour_fraction(overlay) < io.PSEUDO_COLOUR_FRACTION
+    as16 = _rendered("jet", scene).astype(np.uint16) * 257
+    assert io.pseudo_colour_fraction(as16) == io.pseudo_colour_fraction(_rendered("jet", scene))
+    assert io.pseudo_colour_fraction(as16.astype(np.float32) / 65535) > io.PSEUDO_COLOUR_FRACTION
+
+
+def test_pseudo_colour_frames_are_refused_unless_gray_says_how(tmp_path, scene):
+    jet = _rendered("jet", scene)
+    path = tmp_path / "jet.png"
+    Image.fromarray(jet, "RGB").save(path)
+    with pytest.raises(InputError, match=r"jet.png: pseudo-colour image .*--gray luma"):
+        io.read_image(path)
+    with Image.open(path) as ref:
+        np.testing.assert_array_equal(io.read_image(path, gray="luma"), np.asarray(ref.convert("L")))
+    for k, channel in enumerate("rgb"):
+        np.testing.assert_array_equal(io.read_image(path, gray=channel), jet[..., k])
+    with pytest.raises(InputError, match="--gray: expected one of auto, luma, r, g, b"):
+        io.read_image(path, gray="red")
+    # the same palette in a palette PNG, a 16-bit PNG, a palette TIFF and a video
+    pal = Image.fromarray(scene, "P")
+    pal.putpalette(_rendered("jet", np.arange(256, dtype=np.uint8)[None])[0].tobytes())
+    pal.save(tmp_path / "p.png")
+    cv2.imwrite(str(tmp_path / "c16.png"), jet[..., ::-1].astype(np.uint16) * 257)
+    cmap = _rendered("jet", np.arange(256, dtype=np.uint8)[None])[0].T.astype(np.uint16) * 257
+    tifffile.imwrite(tmp_path / "p.tif", scene, photometric="palette", colormap=cmap)
+    video = _write_video(tmp_path / "clip.mkv", [jet[..., ::-1]] * 2)
+    for name in ("p.png", "c16.png", "p.tif", "clip.mkv"):
+        with pytest.raises(InputError, match="pseudo-colour"):
+            io.read_image(tmp_path / name)
+        assert io.read_image(tmp_path / name, gray="luma").shape == scene.shape
+    np.testing.assert_array_equal(io.read_image(tmp_path / "p.tif", gray="g"), jet[..., 1])
+    np.testing.assert_array_equal(io.read_image(video, frame=1, gray="b"), jet[..., 2])  # lossless FFV1
+    # a palette whose brightness follows the value is read by luma, as before
+    Image.fromarray(_rendered("inferno", scene), "RGB").save(tmp_path / "inferno.png")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "inferno.png"),
+                                  io.read_image(tmp_path / "inferno.png", gray="luma"))
+
+
+def test_masks_in_any_colour_are_read(tmp_path, scene):
+    colours = _rendered("jet", scene)
+    colours[scene < 100] = 0
+    Image.fromarray(colours, "RGB").save(tmp_path / "m.png")
+    np.testing.assert_array_equal(io.read_mask(tmp_path / "m.png"), io.read_image(tmp_path / "m.png", gray="luma") > 127)

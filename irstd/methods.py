@@ -151,18 +151,6 @@ class Method:
         """Run on one 2-D grey image (``irstd.io.read_image`` output, native dtype)."""
         raise NotImplementedError
 
-    def describe(self) -> dict[str, Any]:
-        """The method's record for run outputs (name, kind, rules, threshold, parameters)."""
-        return {
-            "method": self.name,
-            "kind": self.kind,
-            "score_rule": self.score_rule,
-            "mask_rule": self.mask_rule,
-            "threshold": self.threshold,
-            "tile": self.tiling(),
-            "parameters": self.parameters,
-        }
-
 
 def _check_image(image) -> np.ndarray:
     arr = np.asarray(image)

@@ -38,6 +38,12 @@ GRAY_HELP = (
     "are refused), luma (always), or r, g, b (one channel)."
 )
 
+#: Help of --compat (evaluate, compare).
+COMPAT_HELP = (
+    "Reproduce another code base's protocol, only to compare with its tables: dnanet (images and masks "
+    "resized to 256x256, DNANet's false-alarm count). Default: BasicIRSTD's, at native resolution."
+)
+
 #: Help of --input-range (detect, evaluate, compare).
 INPUT_RANGE_HELP = (
     "CgriNet input mapping to [0, 1]: auto (8-bit /255; 16-bit /(2**bit-depth - 1) when --bit-depth is "

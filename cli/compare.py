@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
+from irstd.cli._common import COMPAT_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -115,6 +115,7 @@ def compare(
     ),
     input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
     gray: str = typer.Option("auto", "--gray", help=GRAY_HELP),
+    compat: str = typer.Option(None, "--compat", help=COMPAT_HELP),
     skip_errors: bool = typer.Option(
         False, "--skip-errors", help="Skip images that fail (any method), list them, exit 3."
     ),
@@ -152,7 +153,7 @@ def compare(
     try:
         result = run_compare(
             dataset, specs, out, split=split, split_file=split_file, threshold=threshold, device=device, engine=engine,
-            tile=tile, overlap=overlap, gray=gray,
+            tile=tile, overlap=overlap, gray=gray, compat=compat,
             bit_depth=bit_depth, input_range=input_range, workers=workers, skip_errors=skip_errors, progress=reporter,
         )
     finally:

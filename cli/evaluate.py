@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
+from irstd.cli._common import COMPAT_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -77,11 +77,7 @@ def evaluate(
     skip_errors: bool = typer.Option(
         False, "--skip-errors", help="Skip unusable ids (missing/bad/size-mismatched maps), list them, exit 3."
     ),
-    compat: str = typer.Option(
-        None, "--compat",
-        help="Reproduce another code base's protocol, only to compare with its tables: dnanet (images and masks "
-        "resized to 256x256, DNANet's false-alarm count). Default: BasicIRSTD's, at native resolution.",
-    ),
+    compat: str = typer.Option(None, "--compat", help=COMPAT_HELP),
     pd_fa_step: float = typer.Option(
         0.01, "--pd-fa-step", min=0.0, max=1.0, help="Threshold step of the Pd-Fa curve and of the best-threshold search (1/STEP must be whole); 0 skips both (faster)."
     ),

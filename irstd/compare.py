@@ -42,7 +42,7 @@ import numpy as np
 from irstd import __version__, io
 from irstd.data import Dataset, open_dataset
 from irstd.errors import InputError
-from irstd.evaluate import jsonable
+from irstd.evaluate import COMPAT, fa_rule_text, jsonable, read_for_compat, resize_for_compat, resolution_rule
 from irstd.metrics import DEFAULT_SWEEP, MATCH_DISTANCE, PER_IMAGE_FIELDS, Evaluator
 
 __all__ = [
@@ -191,7 +191,8 @@ def _code_hash(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | None, gray: str = "auto") -> dict[str, Any]:
+def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | None, gray: str = "auto",
+               compat: str | None = None) -> dict[str, Any]:
     """What a cached output depends on; its hash names the method's cache folder.
 
     The weights enter through their SHA-256, not their path: a moved file keeps its cache, a
@@ -212,6 +213,7 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
         "engine": getattr(method, "engine", None),
         "tile": method.tiling(),
         "gray": gray,
+        "compat": compat,
         "irstd_version": __version__,
         "code_sha256": _code_hash(_code_files(method)),
         "cache_format": CACHE_FORMAT,
@@ -475,7 +477,7 @@ class CompareResult:
 
 
 def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range, engine="torch", tile=None,
-                   overlap=None, gray="auto"):
+                   overlap=None, gray="auto", compat=None):
     from irstd.methods import get_method
 
     methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
@@ -483,7 +485,7 @@ def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_rang
     labels = _labels(specs, [m.name for m in methods])
     infos = []
     for spec, label, method in zip(specs, labels, methods):
-        key = method_key(spec, method, threshold=threshold, bit_depth=bit_depth, gray=gray)
+        key = method_key(spec, method, threshold=threshold, bit_depth=bit_depth, gray=gray, compat=compat)
         weights = _weights_file(spec, method)
         infos.append(
             MethodInfo(
@@ -524,6 +526,7 @@ def compare(
     tile: int | None = None,
     overlap: int | None = None,
     gray: str = "auto",
+    compat: str | None = None,
     workers: int = 1,
     skip_errors: bool = False,
     overwrite: bool = False,
@@ -552,6 +555,10 @@ def compare(
         Tiled inference for every method (:func:`irstd.tiles.map_tiled`); part of the cache key.
     gray : {"auto", "luma", "r", "g", "b"}, optional
         How colour images become grey (:func:`irstd.io.read_image`); part of the cache key.
+    compat : str, optional
+        Another code base's protocol (:data:`irstd.evaluate.COMPAT`), only to compare with its
+        tables: every method runs on the image resized to its evaluation size, masks are resized
+        by nearest neighbour, Fa follows that code; part of the cache key.
     workers : int, optional
         Processes for classical methods (networks run in this process).
     skip_errors : bool, optional
@@ -579,6 +586,9 @@ def compare(
     if workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
     io.check_gray(gray)
+    if compat is not None and compat not in COMPAT:
+        raise InputError(f"--compat: expected one of {', '.join(COMPAT)}, got {compat!r}")
+    size = None if compat is None else COMPAT[compat]["size"]
     specs = parse_methods(methods)
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
@@ -586,7 +596,8 @@ def compare(
         raise InputError(f"{split_file or split}: the split lists no ids")
     out = prepare_out(out, overwrite=overwrite)
     infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth,
-                                         input_range=input_range, engine=engine, tile=tile, overlap=overlap, gray=gray)
+                                         input_range=input_range, engine=engine, tile=tile, overlap=overlap, gray=gray,
+                                         compat=compat)
     report = progress if progress is not None else (lambda *a: None)
 
     # Before any work: which image bytes each id stands for (part of each cached record), and a
@@ -599,7 +610,7 @@ def compare(
             digests[image_id] = io.sha256_file(image_path)
             info = io.image_info(image_path)
             gt = ds.read_mask(image_id)
-            if gt.shape != (info["height"], info["width"]):
+            if size is None and gt.shape != (info["height"], info["width"]):  # compat: both are resized
                 raise InputError(
                     f"{ds.mask_path(image_id)}: mask is {gt.shape[1]}x{gt.shape[0]} (WxH) but the image "
                     f"{image_path.name} is {info['width']}x{info['height']}"
@@ -611,7 +622,8 @@ def compare(
     for info, method in zip(infos, method_objs):
         cache = _Cache(info.cache, info.key)
         cache.open()
-        result = MethodResult(info=info, evaluator=Evaluator(sweep=sweep))
+        result = MethodResult(info=info, evaluator=Evaluator(
+            sweep=sweep, fa_rule="basicirstd" if compat is None else COMPAT[compat]["fa_rule"]))
         results.append(result)
         todo, done = [], 0
         report(info.label, 0, len(ids), "", "start")
@@ -647,6 +659,8 @@ def compare(
         from irstd.methods import run_method
 
         paths = [str(ds.image_path(i)) for i in todo]
+        if size is not None:  # read and resized here; the method gets the arrays
+            paths = (read_for_compat(p, size, gray) for p in paths)
         for image_id, output in zip(todo, run_method(method, paths, workers, skip_errors=skip_errors, gray=gray)):
             if isinstance(output, InputError):
                 failure(image_id, output)
@@ -658,6 +672,8 @@ def compare(
     for k, image_id in enumerate(evaluated, start=1):
         try:
             gt = ds.read_mask(image_id)
+            if size is not None:
+                gt = resize_for_compat(gt, size, mask=True)
             maps = []
             for r in results:
                 record = _Cache(r.info.cache, r.info.key).meta(image_id, digests[image_id])
@@ -682,7 +698,7 @@ def compare(
     if not evaluated:
         raise InputError(f"{ds.root}: no image could be evaluated ({len(failed)} skipped)")
     skipped = [(i, failed[i]) for i in ids if i in failed]
-    proto = _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep, gray)
+    proto = _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep, gray, compat)
     return CompareResult(
         dataset=ds,
         split=split if split_file is None else None,
@@ -711,7 +727,8 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep, gray) -> dict[str, Any]:
+def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep, gray,
+              compat) -> dict[str, Any]:
     return {
         "dataset": str(ds.root),
         "split": split if split_file is None else None,
@@ -732,12 +749,13 @@ def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input
         "bit_depth": bit_depth,
         "input_range": input_range,
         "gray": gray,
-        "resolution": "native",
+        "compat": compat,
+        "resolution": resolution_rule(compat),
         "matching": (
             f"8-connected components; unweighted centroids; Euclidean centroid distance < "
             f"{MATCH_DISTANCE:g} px; greedy first-found in label order, each component used once"
         ),
-        "fa_rule": "pixels of unmatched predicted components / all pixels (BasicIRSTD)",
+        "fa_rule": fa_rule_text(compat),
         "miou_rule": "dataset-accumulated intersection / (union + eps), eps = np.spacing(1)",
         "curves": "pixel ROC/PR over 65536 score levels k/65535",
         "pd_fa_sweep": None if sweep is None else [float(sweep[0]), float(sweep[-1]), int(len(sweep))],
@@ -843,6 +861,10 @@ def _figure_rows(result: CompareResult, images: Sequence[str]):
     for image_id in images:
         image = result.dataset.read_image(image_id, gray=result.protocol.get("gray", "auto"))
         gt = result.dataset.read_mask(image_id)
+        compat = result.protocol.get("compat")
+        if compat is not None:  # the maps are at the protocol's size
+            image = resize_for_compat(image, COMPAT[compat]["size"])
+            gt = resize_for_compat(gt, COMPAT[compat]["size"], mask=True)
         digest = io.sha256_file(result.dataset.image_path(image_id))
         outputs = {}
         for r in result.methods:
@@ -1039,6 +1061,7 @@ def _report_md(result: CompareResult, rows, picks, command, written) -> str:
         f"- Masks: {p['mask_protocol']}; threshold option: {'none' if p['threshold'] is None else p['threshold']}"
         + ("" if p["bit_depth"] is None else f"; bit depth {p['bit_depth']}")
         + ("" if p.get("input_range") is None else f"; input range {p['input_range']}"),
+        f"- Resolution: {p['resolution']}",
         f"- Date: {p['date']}; versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items() if v),
         "",
         "## Results",
@@ -1046,7 +1069,7 @@ def _report_md(result: CompareResult, rows, picks, command, written) -> str:
         markdown_table(rows),
         f"Images: {rows[0]['images']}, targets: {rows[0]['targets']}. AUC = area under the pixel ROC of the "
         "scores; IoU = dataset-accumulated, nIoU = mean per image; F1 = pixel level; Pd = targets "
-        "detected / targets; Fa = pixels of unmatched predicted components / all pixels. "
+        f"detected / targets; Fa = {p['fa_rule']}. "
         f"Time: {p['time_rule']}.",
         "",
         *_best_threshold_md(rows),

@@ -37,9 +37,12 @@ __all__ = [
     "evaluate",
     "evaluate_predictions",
     "jsonable",
+    "fa_rule_text",
     "protocol",
+    "read_for_compat",
     "report",
     "resize_for_compat",
+    "resolution_rule",
     "sweep_thresholds",
     "write_report",
 ]
@@ -114,14 +117,33 @@ class SavedPredictions:
         return f"SavedPredictions({str(self.folder)!r})"
 
 
-def _resized(item, size: int, gray: str):
-    """An image path read and resized for :class:`MethodScores` (an error is passed on)."""
+def read_for_compat(item, size: int, gray: str = "auto"):
+    """An image path read (:func:`irstd.io.read_image`) and resized by :func:`resize_for_compat`,
+    as an item for :func:`irstd.methods.run_method`: an error (raised or passed in) is returned,
+    so that the method's run reports it in the image's place."""
     if isinstance(item, InputError):
         return item
     try:
         return resize_for_compat(io.read_image(item, gray=gray), size)
     except InputError as exc:
         return exc
+
+
+def resolution_rule(compat: str | None) -> str:
+    """How a protocol treats image sizes, as recorded in outputs (``compat``: a :data:`COMPAT` name)."""
+    if compat is None:
+        return "native"
+    size = COMPAT[compat]["size"]
+    return (f"resized to {size}x{size} ({compat}: bilinear image, nearest-neighbour mask; Pd's distance "
+            "and Fa's denominator in resized pixels)")
+
+
+def fa_rule_text(compat: str | None) -> str:
+    """The false-alarm rule of a protocol, as recorded in outputs."""
+    if compat is None:
+        return "pixels of unmatched predicted components / all pixels (BasicIRSTD)"
+    return ("pixels of unmatched predicted components whose area differs from every matched component's "
+            f"/ all pixels ({compat}'s code)")
 
 
 class MethodScores:
@@ -181,7 +203,7 @@ class MethodScores:
             except InputError as exc:
                 items.append(exc)
         if resize is not None:  # read and resize here; the method gets the arrays
-            items = (_resized(item, resize, gray) for item in items)
+            items = (read_for_compat(item, resize, gray) for item in items)
         self._runs = run_method(method, items, workers=workers, skip_errors=True, gray=gray)
         self._results = zip(self.ids, self._runs)
 
@@ -445,20 +467,14 @@ def protocol(
         "threshold": None if threshold is None else float(threshold),
         "threshold_rule": "score > threshold (strict); PNG maps as value / max of their dtype",
         "compat": compat,
-        "resolution": "native" if compat is None else (
-            f"resized to {COMPAT[compat]['size']}x{COMPAT[compat]['size']} ({compat}: bilinear image, "
-            "nearest-neighbour mask; Pd's distance and Fa's denominator in resized pixels)"
-        ),
+        "resolution": resolution_rule(compat),
         "gray": gray,
         "gt_binarisation": "mask > half its full value (0/255 masks: > 127; 0/1 masks: value 1)",
         "matching": (
             f"8-connected components; unweighted centroids; Euclidean centroid distance < "
             f"{MATCH_DISTANCE:g} px; greedy first-found in label order, each component used once"
         ),
-        "fa_rule": "pixels of unmatched predicted components / all pixels (BasicIRSTD)" if compat is None else (
-            "pixels of unmatched predicted components whose area differs from every matched component's "
-            f"/ all pixels ({compat}'s code)"
-        ),
+        "fa_rule": fa_rule_text(compat),
         "miou_rule": "dataset-accumulated intersection / (union + eps), eps = np.spacing(1)",
         "curves": "pixel ROC/PR over 65536 score levels k/65535 (exact for 8- and 16-bit maps)",
         "irstd_version": __version__,

@@ -332,3 +332,31 @@ def test_tile_is_part_of_the_method_and_its_cache(data, first, tmp_path):
         assert row[key] == plain[key], key
     bad = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--tile", "32", "--out", tmp_path / "b")
     assert bad.exit_code == 2 and "--tile" in bad.stderr
+
+
+def test_compat_dnanet_equals_irstd_evaluate_compat(data, first, tmp_path):
+    _, ds, _ = data
+    bad = tmp_path / "ds"
+    shutil.copytree(ds, bad)
+    # a mask of another size: DNANet resizes image and mask alike, so the protocol keeps the id
+    mask = np.asarray(Image.open(bad / "masks" / "synth_0005.png"))
+    Image.fromarray(np.kron(mask, np.ones((1, 2), np.uint8))).save(bad / "masks" / "synth_0005.png")
+    out = tmp_path / "compat"
+    shutil.copytree(first, out)
+    result = _invoke("--dataset", bad, "--split", "test", "--methods", "lcm", "--compat", "dnanet", "--out", out,
+                     "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (row,) = doc["methods"]
+    assert row["computed"] == row["images"] and row["info"]["cache_key"]["compat"] == "dnanet"  # not the native cache
+    assert doc["protocol"]["compat"] == "dnanet" and "256x256" in doc["protocol"]["resolution"]
+    assert "dnanet's code" in doc["protocol"]["fa_rule"]
+    ev = CliRunner().invoke(app, ["evaluate", "--dataset", str(bad), "--split", "test", "--method", "lcm",
+                                  "--compat", "dnanet", "--json"])
+    assert ev.exit_code == 0, ev.output
+    want = json.loads(ev.stdout)
+    for key in ("miou", "niou", "pd", "fa", "auc", "images", "targets"):
+        assert row[key] == pytest.approx(want[key], abs=1e-12), key
+    assert "Resolution: resized to 256x256" in (out / "report.md").read_text()
+    bad_name = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--compat", "mshnet", "--out", tmp_path / "x")
+    assert bad_name.exit_code == 2 and "--compat: expected one of dnanet" in bad_name.stderr

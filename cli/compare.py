@@ -131,7 +131,7 @@ def compare(
 
     Exit status: 0 done; 2 unusable input; 3 some images skipped under --skip-errors.
     """
-    from irstd.compare import compare as run_compare, parse_methods, prepare_out, table_rows, write_outputs
+    from irstd.compare import compare as run_compare, parse_methods, prepare_out, seed_groups, table_rows, write_outputs
 
     if split is not None and split_file is not None:
         raise InputError("--split/--split-file: give one of them, not both")
@@ -172,6 +172,13 @@ def compare(
     table = _table(rows, escape(f"{dataset} ({where}): {rows[0]['images']} images, {rows[0]['targets']} targets; masks: {rule}"))
     # In logs (not a terminal) rich assumes 80 columns: print the table unsqueezed.
     (console if console.is_terminal else Console(stderr=True, width=max(console.width, 140))).print(table)
+    for g in seed_groups(result, rows):
+        m, s = g["mean"], g["std"]
+        console.print(escape(
+            f"{g['label']} (seeds {', '.join(map(str, g['seeds']))}), mean ± std: IoU {100 * m['miou']:.2f} ± "
+            f"{100 * s['miou']:.2f} %, nIoU {100 * m['niou']:.2f} ± {100 * s['niou']:.2f} %, Pd {100 * m['pd']:.2f} ± "
+            f"{100 * s['pd']:.2f} %, Fa {1e6 * m['fa']:.2f} ± {1e6 * s['fa']:.2f} ×10⁻⁶"
+        ), highlight=False)
     console.print(escape(f"wrote {', '.join(f.name for f in written)} to {out}"), highlight=False, style="dim")
     if as_json:
         typer.echo((out / "metrics.json").read_text().rstrip("\n"))

@@ -50,6 +50,7 @@ __all__ = [
     "CACHE_FORMAT",
     "MARKER",
     "OUTPUT_FILES",
+    "SEED_FIELDS",
     "TABLE_FIELDS",
     "CompareResult",
     "MethodInfo",
@@ -59,6 +60,7 @@ __all__ = [
     "method_key",
     "parse_methods",
     "prepare_out",
+    "seed_groups",
     "select_images",
     "latex_table",
     "table_rows",
@@ -803,6 +805,70 @@ def table_rows(result: CompareResult) -> list[dict[str, Any]]:
     return rows
 
 
+#: Training options that change how a run is executed, not what it learns: weights whose configs
+#: differ only in these and in the seed are repeats of one experiment.
+_EXECUTION_OPTIONS = ("seed", "out", "resume", "workers", "device", "amp", "skip_errors")
+
+#: The metrics averaged over the repeats of a :func:`seed_groups` group.
+SEED_FIELDS = ("auc", "ap", "miou", "niou", "precision", "recall", "f1", "pd", "fa")
+
+
+def seed_groups(result: CompareResult, rows: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Methods that repeat one training run with other seeds, with the mean and spread of their metrics.
+
+    Two CgriNet weight files (written by ``irstd train``) belong together when the ``config`` in
+    their metadata is the same but for the seed and the options of :data:`_EXECUTION_OPTIONS`,
+    and they are the same checkpoint (``best`` or ``last``). A group needs two or more different
+    seeds; one that lists a seed twice is left out (not a set of repeats).
+
+    Parameters
+    ----------
+    result : CompareResult
+    rows : sequence of dict, optional
+        :func:`table_rows` of ``result`` (computed when not given).
+
+    Returns
+    -------
+    list of dict
+        One per group, in table order: ``label`` (``<model> × <n> seeds``), ``methods`` (their
+        labels), ``seeds``, ``n``, ``mean`` and ``std`` (sample standard deviation, n − 1) of
+        each :data:`SEED_FIELDS` metric.
+    """
+    from irstd.model_file import read_weights_metadata
+
+    rows = table_rows(result) if rows is None else rows
+    groups: dict[str, list] = {}
+    for r, row in zip(result.methods, rows):
+        if r.info.weights is None:
+            continue
+        meta = read_weights_metadata(r.info.weights)
+        try:
+            config = json.loads(meta["config"])
+        except (KeyError, ValueError):
+            continue  # not written by irstd train
+        if not isinstance(config, dict) or "seed" not in config:
+            continue
+        what = {k: v for k, v in config.items() if k not in _EXECUTION_OPTIONS}
+        what["checkpoint"] = meta.get("checkpoint")
+        groups.setdefault(json.dumps(what, sort_keys=True), []).append((config["seed"], row, meta))
+    out = []
+    for members in groups.values():
+        seeds = [seed for seed, _, _ in members]
+        if len(members) < 2 or len(set(seeds)) != len(seeds):
+            continue
+        values = {f: np.array([float(row[f]) for _, row, _ in members]) for f in SEED_FIELDS}
+        model = members[0][2].get("variant") or members[0][2].get("model") or "cgrinet"
+        out.append({
+            "label": f"{model} × {len(members)} seeds",
+            "methods": [row["method"] for _, row, _ in members],
+            "seeds": seeds,
+            "n": len(members),
+            "mean": {f: float(v.mean()) for f, v in values.items()},
+            "std": {f: float(v.std(ddof=1)) for f, v in values.items()},
+        })
+    return out
+
+
 def _csv(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
     buf = _stringio.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
@@ -912,6 +978,7 @@ def write_outputs(
     else:
         picks = select_images(result)
     rows = table_rows(result)
+    groups = seed_groups(result, rows)
     document = {
         "protocol": result.protocol,
         "command": command,
@@ -919,6 +986,7 @@ def write_outputs(
             dict(row, **{"info": r.info.as_dict(), "computed": len(r.computed), "cached": len(r.cached)})
             for row, r in zip(rows, result.methods)
         ],
+        "seed_groups": groups,
         "figure_images": [{"id": i, "why": why} for i, why in picks],
         "skipped": [{"id": i, "error": e} for i, e in result.skipped],
         "pd_fa_curves": {
@@ -953,7 +1021,7 @@ def write_outputs(
                 out / "qualitative.png",
             )
         )
-    written.append(io.write_text(out / "report.md", _report_md(result, rows, picks, command, written)))
+    written.append(io.write_text(out / "report.md", _report_md(result, rows, picks, command, written, groups)))
     return written
 
 
@@ -1048,7 +1116,29 @@ def latex_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _report_md(result: CompareResult, rows, picks, command, written) -> str:
+def _seed_groups_md(groups) -> list[str]:
+    """The mean ± std table of ``report.md`` (no lines without groups)."""
+    if not groups:
+        return []
+    lines = [
+        "## Repeats with other seeds (mean ± std)",
+        "",
+        "Weights from the same training configuration but for the seed (and how the run was executed), "
+        "same checkpoint kind; std = sample standard deviation (n − 1).",
+        "",
+        "| group | seeds | AUC | IoU (%) | nIoU (%) | F1 (%) | Pd (%) | Fa (×10⁻⁶) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for g in groups:
+        cells = [f"{_fmt(g['mean'][f], s, d)} ± {_fmt(g['std'][f], s, d)}"
+                 for f, s, d in (("auc", 1, 4), ("miou", 100, 2), ("niou", 100, 2), ("f1", 100, 2), ("pd", 100, 2),
+                                 ("fa", 1e6, 2))]
+        lines.append(f"| {g['label']} ({', '.join(g['methods'])}) | {', '.join(map(str, g['seeds']))} | "
+                     + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _report_md(result: CompareResult, rows, picks, command, written, groups=()) -> str:
     p = result.protocol
     names = {w.name for w in written}
     where = f"split `{result.split}`" if result.split else f"split file `{result.split_file}`"
@@ -1072,6 +1162,7 @@ def _report_md(result: CompareResult, rows, picks, command, written) -> str:
         f"detected / targets; Fa = {p['fa_rule']}. "
         f"Time: {p['time_rule']}.",
         "",
+        *_seed_groups_md(groups),
         *_best_threshold_md(rows),
         "## Rules per method",
         "",

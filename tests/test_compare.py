@@ -360,3 +360,30 @@ def test_compat_dnanet_equals_irstd_evaluate_compat(data, first, tmp_path):
     assert "Resolution: resized to 256x256" in (out / "report.md").read_text()
     bad_name = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--compat", "mshnet", "--out", tmp_path / "x")
     assert bad_name.exit_code == 2 and "--compat: expected one of dnanet" in bad_name.stderr
+
+
+def test_seed_repeats_get_mean_and_std(data, tmp_path):
+    from irstd.compare import SEED_FIELDS
+    from irstd.train import TrainConfig, train
+
+    _, ds, _ = data
+    runs = {}
+    for name, seed, epochs in (("s0", 0, 1), ("s1", 1, 1), ("s2", 2, 1), ("other", 3, 2)):
+        cfg = TrainConfig(datasets=[str(ds)], model="cgrinet_test", epochs=epochs, batch_size=2, crop=32,
+                          val_fraction=0, seed=seed, device="cpu", out=str(tmp_path / name))
+        runs[name] = train(cfg).run_dir / "last.safetensors"
+    specs = ",".join(f"cgrinet:{runs[n]}" for n in ("s0", "s1", "s2", "other"))
+    out = tmp_path / "cmp"
+    result = _invoke("--dataset", ds, "--split", "test", "--methods", specs, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (group,) = doc["seed_groups"]  # "other" trained longer: another experiment
+    assert group["seeds"] == [0, 1, 2] and group["n"] == 3 and group["label"] == "cgrinet_test × 3 seeds"
+    rows = {r["method"]: r for r in doc["methods"]}
+    assert group["methods"] == [m for m, r in rows.items() if "other" not in r["info"]["weights"]]
+    for f in SEED_FIELDS:
+        values = [rows[m][f] for m in group["methods"]]
+        assert group["mean"][f] == pytest.approx(np.mean(values), abs=1e-12)
+        assert group["std"][f] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+    assert "cgrinet_test × 3 seeds (seeds 0, 1, 2), mean ± std: IoU" in " ".join(result.stderr.split())
+    assert "## Repeats with other seeds (mean ± std)" in (out / "report.md").read_text()

@@ -120,6 +120,10 @@ class TrainConfig:
     lr, weight_decay : float
         Adam learning rate and coupled L2 weight decay; the rate follows the poly schedule
         ``lr * (1 - t/T)**0.9`` per iteration.
+    ema : float, optional
+        Decay of an exponential moving average of the weights and buffers, updated after every
+        step (timm's ``ModelEmaV3``; e.g. 0.999 averages over about the last 1000 steps). When
+        given, validation, ``best`` and ``last`` use the average. None (default): no average.
     loss : str
         Name for ``irstd.losses.create_loss`` (``unite`` = 2·IoU + 7·BCE on every side output).
     ablation : list of str
@@ -172,6 +176,7 @@ class TrainConfig:
     scale_range: list[float] | None = None
     lr: float = 1e-4
     weight_decay: float = 1e-4
+    ema: float | None = None
     loss: str = "unite"
     ablation: list[str] = field(default_factory=list)
     seed: int = 0
@@ -264,6 +269,7 @@ def _check_config(config: TrainConfig) -> None:
         (config.crop >= 32 and config.crop % 32 == 0, "--crop", "must be a positive multiple of 32"),
         (config.lr > 0, "--lr", "must be > 0"),
         (config.weight_decay >= 0, "--weight-decay", "must be >= 0"),
+        (config.ema is None or 0 < config.ema < 1, "--ema", "must lie in (0, 1), e.g. 0.999"),
         (0 <= config.val_fraction < 1, "--val-fraction", "must be in [0, 1)"),
         (config.val_every >= 1, "--val-every", "must be >= 1"),
         (0 <= config.positive_prob <= 1, "positive_prob", "must be in [0, 1]"),
@@ -1151,6 +1157,14 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         if d.main:
             _truncate_metrics(run_dir / "metrics.csv", epochs_done)
         log(f"resumed at epoch {epochs_done + 1} step {step_in_epoch} (iteration {iteration})")
+    ema = None
+    if config.ema is not None:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=config.ema)
+        if saved_state is not None and saved_state.get("ema") is not None:
+            ema.module.load_state_dict(saved_state["ema"])
+    kept = model if ema is None else ema.module  # what is validated and saved
     if config.epochs < epochs_done or (config.epochs == epochs_done and step_in_epoch > 0):
         raise InputError(f"--epochs {config.epochs}: the run already completed {epochs_done} epoch(s)")
 
@@ -1180,6 +1194,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         return {
             "version": _STATE_VERSION,
             "model": model.state_dict(),
+            "ema": None if ema is None else ema.module.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if use_amp else None,
             "epochs_done": epochs_done_,
@@ -1206,7 +1221,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             return
         state = state_dict_now(epochs_done_, step_, metrics_)
         save_state(run_dir / STATE_FILE, state)
-        readable = {k: v for k, v in state.items() if k not in ("model", "optimizer", "rng", "scaler")}
+        readable = {k: v for k, v in state.items() if k not in ("model", "ema", "optimizer", "rng", "scaler")}
         write_text(run_dir / "state.json", json.dumps(readable, indent=1))
 
     def weights(kind: str, epoch: int, metrics_) -> None:
@@ -1214,7 +1229,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             config, epoch=epoch, mean=mean, std=std, in_chans=in_chans, train_ids=train_ids, val_ids=val_ids,
             names=names, command=command, kind=kind, metrics=metrics_, d=d, init_sha256=init_sha256,
         )
-        save_weights(model, run_dir / f"{kind}.safetensors", meta)
+        save_weights(kept, run_dir / f"{kind}.safetensors", meta)
 
     # SIGINT/SIGTERM → graceful stop at the next step boundary (a second signal: default action).
     stop = stop or threading.Event()
@@ -1253,6 +1268,8 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
                     x = x.expand(-1, in_chans, -1, -1)
                 lr = poly_lr(config.lr, iteration, total_iters)
                 value = train_step(net, loss_fn, optimizer, x, y, lr, scaler)
+                if ema is not None:
+                    ema.update(model)
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss is {value} at epoch {epoch} step {step + 1}")
                 loss_sum += value * x.shape[0]
@@ -1284,7 +1301,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             metrics: dict[str, Any] = {}
             if d.main:
                 if val_ids and (epoch % config.val_every == 0 or epoch == config.epochs):
-                    metrics = _validate(model, val_src, device, config.bit_depth, config.input_range, in_chans)
+                    metrics = _validate(kept, val_src, device, config.bit_depth, config.input_range, in_chans)
                 epoch_time = time.perf_counter() - epoch_start
                 row = {"epoch": epoch, "loss": f"{epoch_loss:.6f}", "lr": f"{lr:.6g}", "time_s": f"{epoch_time:.2f}"}
                 for key in ("miou", "niou", "pd", "fa"):

@@ -259,6 +259,29 @@ def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path, where):
     assert len(metrics_rows(second.run_dir)) == 2
 
 
+def test_ema_weights_are_validated_saved_and_resumed_exactly(dataset, tmp_path):
+    from irstd.models import load_model
+
+    straight = train(config(dataset, tmp_path / "straight", ema=0.9))
+    stop = threading.Event()
+    cfg = config(dataset, tmp_path / "resumed", ema=0.9)
+    first = train(cfg, progress=lambda e: stop.set() if e.kind == "step" and e.epoch == 2 and e.step == 1 else None,
+                  stop=stop)
+    assert first.interrupted
+    cfg.resume = True
+    train(cfg)
+    a, b = load_state(straight.run_dir / "state.safetensors"), load_state(tmp_path / "resumed" / "state.safetensors")
+    for part in ("model", "ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    saved = load_model(straight.run_dir / "last.safetensors").state_dict()
+    assert all(torch.equal(saved[k], a["ema"][k]) for k in saved)  # last = the average, not the raw weights
+    assert any(not torch.equal(a["model"][k], a["ema"][k]) for k in saved if a["model"][k].is_floating_point())
+    plain = train(config(dataset, tmp_path / "plain"))
+    assert all(torch.equal(a["model"][k], load_state(plain.run_dir / "state.safetensors")["model"][k])
+               for k in a["model"])  # the average does not touch training
+    assert load_state(plain.run_dir / "state.safetensors")["ema"] is None
+
+
 def test_resume_refuses_incompatible_changes_and_allows_more_epochs(dataset, tmp_path):
     cfg = config(dataset, tmp_path / "run", epochs=1)
     train(cfg)
@@ -474,6 +497,7 @@ def test_cli_end_to_end(tmp_path):
         (["--model", "cgrinet_test", "--val-split", "test"], "test split"),
         (["--model", "cgrinet_test", "--crop", "40"], "--crop"),
         (["--model", "cgrinet_test", "--scale-range", "0,2"], "--scale-range"),
+        (["--model", "cgrinet_test", "--ema", "1"], "--ema"),
         (["--model", "cgrinet_test", "--scale-range", "2"], "--scale-range"),
         (["--model", "cgrinet_test", "--scale-range", "a,b"], "--scale-range"),
         (["--model", "cgrinet_test", "--ablation", "no_such_switch=1"], "--ablation"),

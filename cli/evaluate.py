@@ -93,9 +93,9 @@ def evaluate(
     """
     from irstd.data import open_dataset
     from irstd.evaluate import (
-        COMPAT,
         MethodScores,
         SavedPredictions,
+        check_compat,
         check_out_dir,
         evaluate as run_evaluation,
         jsonable,
@@ -123,9 +123,7 @@ def evaluate(
         raise InputError("--tile: only with --method (saved predictions are already computed)")
     sweep = sweep_thresholds(pd_fa_step)
     check_gray(gray)
-    if compat is not None and compat not in COMPAT:
-        raise InputError(f"--compat: expected one of {', '.join(COMPAT)}, got {compat!r}")
-    size = None if compat is None else COMPAT[compat]["size"]
+    size, fa_rule = check_compat(compat)
     if out is not None:
         check_out_dir(out, overwrite)  # before any work
     if save_predictions is not None:
@@ -163,7 +161,7 @@ def evaluate(
             sweep=sweep,
             skip_errors=skip_errors,
             progress=lambda done, total, _id: bar.update(task, completed=done),
-            evaluator=Evaluator(threshold, sweep=sweep, fa_rule="basicirstd" if compat is None else COMPAT[compat]["fa_rule"]),
+            evaluator=Evaluator(threshold, sweep=sweep, fa_rule=fa_rule),
             resize=size,
         )
     if meth is not None:

@@ -42,7 +42,7 @@ import numpy as np
 from irstd import __version__, io
 from irstd.data import Dataset, open_dataset
 from irstd.errors import InputError
-from irstd.evaluate import COMPAT, fa_rule_text, jsonable, read_for_compat, resize_for_compat, resolution_rule
+from irstd.evaluate import check_compat, fa_rule_text, jsonable, read_for_compat, resize_for_compat, resolution_rule
 from irstd.metrics import DEFAULT_SWEEP, MATCH_DISTANCE, PER_IMAGE_FIELDS, Evaluator
 
 __all__ = [
@@ -588,9 +588,7 @@ def compare(
     if workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
     io.check_gray(gray)
-    if compat is not None and compat not in COMPAT:
-        raise InputError(f"--compat: expected one of {', '.join(COMPAT)}, got {compat!r}")
-    size = None if compat is None else COMPAT[compat]["size"]
+    size, fa_rule = check_compat(compat)
     specs = parse_methods(methods)
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
@@ -625,7 +623,7 @@ def compare(
         cache = _Cache(info.cache, info.key)
         cache.open()
         result = MethodResult(info=info, evaluator=Evaluator(
-            sweep=sweep, fa_rule="basicirstd" if compat is None else COMPAT[compat]["fa_rule"]))
+            sweep=sweep, fa_rule=fa_rule))
         results.append(result)
         todo, done = [], 0
         report(info.label, 0, len(ids), "", "start")
@@ -927,10 +925,10 @@ def _figure_rows(result: CompareResult, images: Sequence[str]):
     for image_id in images:
         image = result.dataset.read_image(image_id, gray=result.protocol.get("gray", "auto"))
         gt = result.dataset.read_mask(image_id)
-        compat = result.protocol.get("compat")
-        if compat is not None:  # the maps are at the protocol's size
-            image = resize_for_compat(image, COMPAT[compat]["size"])
-            gt = resize_for_compat(gt, COMPAT[compat]["size"], mask=True)
+        size, _ = check_compat(result.protocol.get("compat"))
+        if size is not None:  # the maps are at the protocol's size
+            image = resize_for_compat(image, size)
+            gt = resize_for_compat(gt, size, mask=True)
         digest = io.sha256_file(result.dataset.image_path(image_id))
         outputs = {}
         for r in result.methods:

@@ -37,6 +37,7 @@ __all__ = [
     "evaluate",
     "evaluate_predictions",
     "jsonable",
+    "check_compat",
     "fa_rule_text",
     "protocol",
     "read_for_compat",
@@ -127,6 +128,17 @@ def read_for_compat(item, size: int, gray: str = "auto"):
         return resize_for_compat(io.read_image(item, gray=gray), size)
     except InputError as exc:
         return exc
+
+
+def check_compat(compat: str | None) -> tuple[int | None, str]:
+    """The evaluation size (None: native) and Fa rule (:data:`irstd.metrics.FA_RULES`) of a
+    protocol: BasicIRSTD's for None, else a :data:`COMPAT` name (an unknown one raises
+    :class:`InputError`)."""
+    if compat is None:
+        return None, "basicirstd"
+    if compat not in COMPAT:
+        raise InputError(f"--compat: expected one of {', '.join(COMPAT)}, got {compat!r}")
+    return COMPAT[compat]["size"], COMPAT[compat]["fa_rule"]
 
 
 def resolution_rule(compat: str | None) -> str:

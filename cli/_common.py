@@ -32,6 +32,12 @@ TILE_HELP = (
 )
 OVERLAP_HELP = "Pixels shared by neighbouring tiles with --tile, at most half a tile (default 64, or half a smaller tile)."
 
+#: Help of --tta (detect, evaluate, compare).
+TTA_HELP = (
+    "CgriNet: average the probabilities over flipped copies of each frame: none, flip (4 runs) or "
+    "dihedral (8 runs, flips of the frame and of its transpose). Slower; see docs/detect.md for what it gains."
+)
+
 #: Help of --gray (detect, evaluate, compare, train).
 GRAY_HELP = (
     "How colour frames become grey: auto (luma, but pseudo-colour frames such as jet or rainbow palettes "

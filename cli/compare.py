@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import COMPAT_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
+from irstd.cli._common import COMPAT_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -108,6 +108,7 @@ def compare(
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
+    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
     bit_depth: int = typer.Option(
         None, "--bit-depth", min=1, max=16,
@@ -153,7 +154,7 @@ def compare(
     try:
         result = run_compare(
             dataset, specs, out, split=split, split_file=split_file, threshold=threshold, device=device, engine=engine,
-            tile=tile, overlap=overlap, gray=gray, compat=compat,
+            tile=tile, overlap=overlap, tta=tta, gray=gray, compat=compat,
             bit_depth=bit_depth, input_range=input_range, workers=workers, skip_errors=skip_errors, progress=reporter,
         )
     finally:

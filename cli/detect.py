@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
+from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -144,6 +144,7 @@ def detect(
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
+    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
     skip_errors: bool = typer.Option(False, "--skip-errors", help="Go on past unreadable images, list them at the end, exit 3."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never an input)."),
@@ -165,7 +166,7 @@ def detect(
         raise InputError("--out: needed with --save-mask, --save-scores or --save-overlay")
     spec = _choose_method(method, weights)
     meth = get_method(spec, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
-                      engine=engine, tile=tile, overlap=overlap)
+                      engine=engine, tile=tile, overlap=overlap, tta=tta)
     stdin_lines = sys.stdin if "-" in inputs else None
     paths = collect_inputs(inputs, recursive=recursive, stdin_lines=stdin_lines)
     items, skipped = plan_items(paths, skip_errors=skip_errors)

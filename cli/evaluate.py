@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import COMPAT_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, console
+from irstd.cli._common import COMPAT_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -64,6 +64,7 @@ def evaluate(
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
+    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram."),
     save_predictions: Path = typer.Option(
@@ -121,6 +122,8 @@ def evaluate(
         raise InputError("--save-predictions: only with --method")
     if tile is not None and method is None:
         raise InputError("--tile: only with --method (saved predictions are already computed)")
+    if tta != "none" and method is None:
+        raise InputError("--tta: only with --method (saved predictions are already computed)")
     sweep = sweep_thresholds(pd_fa_step)
     check_gray(gray)
     size, fa_rule = check_compat(compat)
@@ -133,7 +136,7 @@ def evaluate(
         from irstd.methods import get_method
 
         meth = get_method(method, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
-                          engine=engine, tile=tile, overlap=overlap)
+                          engine=engine, tile=tile, overlap=overlap, tta=tta)
     ds = open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
     if meth is None:

@@ -182,6 +182,7 @@ def _code_files(method) -> list[Path]:
         files.append(pkg / "io.py")  # to_float: the network's input mapping
         if getattr(method, "engine", "torch") == "onnx":
             files.append(pkg / "onnx_runtime.py")
+        files.append(pkg / "tta.py")
     # Not: __init__ (registry), _reference.py (slow check implementations for tests).
     return list(dict.fromkeys(f for f in files if f.name not in ("__init__.py", "_reference.py")))
 
@@ -214,6 +215,7 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
         "input_range": getattr(method, "input_range", None),
         "engine": getattr(method, "engine", None),
         "tile": method.tiling(),
+        "tta": getattr(method, "tta", "none"),
         "gray": gray,
         "compat": compat,
         "irstd_version": __version__,
@@ -479,11 +481,12 @@ class CompareResult:
 
 
 def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range, engine="torch", tile=None,
-                   overlap=None, gray="auto", compat=None):
-    from irstd.methods import get_method
+                   overlap=None, tta="none", gray="auto", compat=None):
+    from irstd.methods import CLASSICAL, get_method
 
     methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
-                          engine=engine, tile=tile, overlap=overlap) for s in specs]
+                          engine=engine, tile=tile, overlap=overlap,
+                          tta="none" if s.strip().lower() in CLASSICAL else tta) for s in specs]
     labels = _labels(specs, [m.name for m in methods])
     infos = []
     for spec, label, method in zip(specs, labels, methods):
@@ -527,6 +530,7 @@ def compare(
     engine: str = "torch",
     tile: int | None = None,
     overlap: int | None = None,
+    tta: str = "none",
     gray: str = "auto",
     compat: str | None = None,
     workers: int = 1,
@@ -555,6 +559,9 @@ def compare(
         range rule, torch or onnx).
     tile, overlap : int, optional
         Tiled inference for every method (:func:`irstd.tiles.map_tiled`); part of the cache key.
+    tta : {"none", "flip", "dihedral"}, optional
+        Test-time augmentation of the CgriNet methods (:func:`irstd.tta.map_tta`; the classical
+        ones run once); part of the cache key.
     gray : {"auto", "luma", "r", "g", "b"}, optional
         How colour images become grey (:func:`irstd.io.read_image`); part of the cache key.
     compat : str, optional
@@ -596,8 +603,8 @@ def compare(
         raise InputError(f"{split_file or split}: the split lists no ids")
     out = prepare_out(out, overwrite=overwrite)
     infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth,
-                                         input_range=input_range, engine=engine, tile=tile, overlap=overlap, gray=gray,
-                                         compat=compat)
+                                         input_range=input_range, engine=engine, tile=tile, overlap=overlap, tta=tta,
+                                         gray=gray, compat=compat)
     report = progress if progress is not None else (lambda *a: None)
 
     # Before any work: which image bytes each id stands for (part of each cached record), and a

@@ -299,6 +299,7 @@ class Detection:
             "threshold": method.threshold,
             "rule": method.mask_rule,
             "tile": method.tiling(),
+            "tta": getattr(method, "tta", "none"),
             "seconds": round(self.output.seconds, 6),
             "targets": self.targets,
         }

@@ -18,7 +18,9 @@ returns a :class:`MethodOutput` with
 
 With ``tile`` set, the map (CgriNet's probabilities, a classical raw map) is computed on
 overlapping tiles and stitched (:mod:`irstd.tiles`); the mask and the min–max scores are then
-made from the stitched map, and the score rule says so.
+made from the stitched map, and the score rule says so. With ``tta`` (CgriNet only), the
+probabilities are averaged over flipped copies of the frame (:mod:`irstd.tta`), each tiled
+the same way.
 
 Classical methods run on the image's native scale (0–255 for 8-bit data, raw counts for 16-bit
 data, float data as is), as the authors' code does. CgriNet takes ``irstd.io.to_float(image,
@@ -48,6 +50,7 @@ import numpy as np
 
 from irstd.errors import InputError
 from irstd.tiles import DEFAULT_OVERLAP, check_tiling, map_tiled
+from irstd.tta import TTA_MODES, check_tta, map_tta
 
 __all__ = [
     "CLASSICAL",
@@ -211,6 +214,7 @@ class NetworkMethod(Method):
     bit_depth: int | None = None
     input_range: str = "bits"
     engine: str = "torch"
+    tta: str = "none"
     _model: Any = field(default=None, init=False, repr=False, compare=False)
     _onnx: Any = field(default=None, init=False, repr=False, compare=False)
     _parameters: int | None = field(default=None, init=False, repr=False, compare=False)
@@ -266,7 +270,7 @@ class NetworkMethod(Method):
             run = lambda x: predict(model, x)  # noqa: E731
         x = to_float(image, self.bit_depth, self.input_range)
         start = time.perf_counter()
-        probs = map_tiled(run, x, self.tile, self.overlap)
+        probs = map_tta(lambda v: map_tiled(run, v, self.tile, self.overlap), x, self.tta)
         seconds = time.perf_counter() - start
         mask = threshold_scores(probs, self.threshold)
         return MethodOutput(scores=probs.astype(np.float64), mask=mask, raw=None, seconds=seconds)
@@ -288,6 +292,7 @@ def get_method(
     engine: str = "torch",
     tile: int | None = None,
     overlap: int | None = None,
+    tta: str = "none",
 ) -> Method:
     """Build a method from its specification.
 
@@ -322,6 +327,9 @@ def get_method(
     overlap : int, optional
         Pixels shared by neighbouring tiles, at most ``tile // 2`` (default: 64, or
         ``tile // 2`` for tiles under 128).
+    tta : {"none", "flip", "dihedral"}, optional
+        CgriNet only: average the probabilities over the 4 flips or the 8 symmetries of the
+        frame (:func:`irstd.tta.map_tta`; 4 or 8 times the work). Default: one run.
 
     Returns
     -------
@@ -330,7 +338,8 @@ def get_method(
     Raises
     ------
     InputError
-        Unknown method, missing or unusable weights, threshold outside [0, 1], unusable tiling.
+        Unknown method, missing or unusable weights, threshold outside [0, 1], unusable tiling,
+        ``tta`` with a classical method.
     """
     from irstd.baselines import METHODS
 
@@ -349,6 +358,9 @@ def get_method(
     text = str(spec).strip()
     name, sep, file = text.partition(":")
     name = name.lower()
+    check_tta(tta)
+    if name in CLASSICAL and not sep and tta != "none":
+        raise InputError(f"--tta {tta}: only with cgrinet (it averages the network's probabilities), not {name}")
     if name in CLASSICAL and not sep:
         base = METHODS[name]
         if threshold is None:
@@ -395,7 +407,8 @@ def get_method(
             name=label,
             kind="network",
             score_rule=f"sigmoid probability of CgriNet ({meta.get('model', 'CgriNet')}); "
-            f"input {input_rule(rng, bits)}" + ("; run by ONNX Runtime" if engine == "onnx" else "") + tiled,
+            f"input {input_rule(rng, bits)}" + ("; run by ONNX Runtime" if engine == "onnx" else "") + tiled
+            + ("" if tta == "none" else f"; mean over {TTA_MODES[tta]} {tta} views (--tta {tta})"),
             mask_rule=f"probability > {t:g}",
             threshold=t,
             tile=tile,
@@ -405,6 +418,7 @@ def get_method(
             bit_depth=bits,
             input_range=rng,
             engine=engine,
+            tta=tta,
         )
     raise InputError(
         f"--method: unknown method {spec!r} (choose from {', '.join(list_methods())}, or cgrinet:FILE)"

@@ -108,8 +108,8 @@ def compare(
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
-    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
+    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     bit_depth: int = typer.Option(
         None, "--bit-depth", min=1, max=16,
         help="Significant bits of 16-bit images for CgriNet (default: from the weights, else 16).",

@@ -144,8 +144,8 @@ def detect(
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
-    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
+    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     skip_errors: bool = typer.Option(False, "--skip-errors", help="Go on past unreadable images, list them at the end, exit 3."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never an input)."),
 ) -> None:

@@ -64,8 +64,8 @@ def evaluate(
     device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
     engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
-    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
+    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram."),
     save_predictions: Path = typer.Option(
         None, "--save-predictions", help="With --method: also write each score map as <id>.png (16-bit) into this folder."

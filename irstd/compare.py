@@ -215,7 +215,7 @@ def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | N
         "input_range": getattr(method, "input_range", None),
         "engine": getattr(method, "engine", None),
         "tile": method.tiling(),
-        "tta": getattr(method, "tta", "none"),
+        "tta": method.tta,
         "gray": gray,
         "compat": compat,
         "irstd_version": __version__,

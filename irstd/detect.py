@@ -299,7 +299,7 @@ class Detection:
             "threshold": method.threshold,
             "rule": method.mask_rule,
             "tile": method.tiling(),
-            "tta": getattr(method, "tta", "none"),
+            "tta": method.tta,
             "seconds": round(self.output.seconds, 6),
             "targets": self.targets,
         }

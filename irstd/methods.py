@@ -131,6 +131,8 @@ class Method:
         Threshold of the mask on ``scores``; ``None`` when the method's own rule decides.
     tile, overlap : int or None, int
         Tiled inference (:func:`irstd.tiles.map_tiled`); ``tile=None``: the whole frame at once.
+    tta : str
+        Test-time augmentation (:mod:`irstd.tta`); ``"none"`` for classical methods.
     """
 
     name: str
@@ -140,6 +142,7 @@ class Method:
     threshold: float | None
     tile: int | None = None
     overlap: int = DEFAULT_OVERLAP
+    tta: str = "none"
 
     @property
     def parameters(self) -> int | None:
@@ -214,7 +217,6 @@ class NetworkMethod(Method):
     bit_depth: int | None = None
     input_range: str = "bits"
     engine: str = "torch"
-    tta: str = "none"
     _model: Any = field(default=None, init=False, repr=False, compare=False)
     _onnx: Any = field(default=None, init=False, repr=False, compare=False)
     _parameters: int | None = field(default=None, init=False, repr=False, compare=False)

@@ -90,7 +90,7 @@ def test_tta_only_for_networks_and_known_modes(weights):
     # compare applies it to the networks of a list and runs the classical methods once
     infos, objs = _build_methods(["lcm", f"cgrinet:{weights}"], weights.parent, threshold=None, device=None,
                                  bit_depth=None, input_range=None, tta="flip")
-    assert [getattr(m, "tta", "none") for m in objs] == ["none", "flip"]
+    assert [m.tta for m in objs] == ["none", "flip"]
     keys = [method_key(f"cgrinet:{weights}", get_method(f"cgrinet:{weights}", tta=t), threshold=None, bit_depth=None)
             for t in ("none", "flip")]
     assert keys[0]["tta"] == "none" and keys[1]["tta"] == "flip" and keys[0] != keys[1]

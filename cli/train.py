@@ -88,6 +88,7 @@ def train(
     split: Optional[str] = typer.Option(None, "--split", help="Training split (default: train) (SIRST: dnanet_50_50/train)."),
     val_split: Optional[str] = typer.Option(None, "--val-split", help="Validation split (never a test split; disjoint from training)."),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Seeded fraction of the training ids held out for validation (default: 0.1; 0 = none)."),
+    val_seed: Optional[int] = typer.Option(None, "--val-seed", help="Seed of the --val-fraction carve-out (default: --seed); keep it to compare runs of several seeds on the same held-out images."),
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate every K epochs (default: 1)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: 400)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step, per process (default: 12)."),
@@ -120,10 +121,12 @@ def train(
 
     if val_split is not None and val_fraction is not None:
         raise InputError("--val-split/--val-fraction: give one of them, not both")
+    if val_split is not None and val_seed is not None:
+        raise InputError("--val-seed: seeds the --val-fraction carve-out; not used with --val-split")
     cfg = resolve_config(
         config,
         datasets=[str(p) for p in dataset] if dataset else None,
-        model=model, split=split, val_split=val_split, val_fraction=val_fraction, val_every=val_every,
+        model=model, split=split, val_split=val_split, val_fraction=val_fraction, val_seed=val_seed, val_every=val_every,
         epochs=epochs, batch_size=batch_size, crop=crop,
         scale_range=parse_scale_range(scale_range) if scale_range is not None else None, lr=lr, weight_decay=weight_decay, ema=ema, loss=loss,
         ablation=list(ablation) if ablation else None, seed=seed, device=device, amp=amp, workers=workers, skip_errors=skip_errors,

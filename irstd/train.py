@@ -105,8 +105,11 @@ class TrainConfig:
     val_split : str, optional
         Validation split. Must be disjoint from the training ids and not a test split.
     val_fraction : float
-        Used when ``val_split`` is None: this fraction of the training ids (seeded by ``seed``) is
-        held out for validation. 0 disables validation (no ``best.safetensors``).
+        Used when ``val_split`` is None: this fraction of the training ids (seeded by ``val_seed``)
+        is held out for validation. 0 disables validation (no ``best.safetensors``).
+    val_seed : int, optional
+        Seed of that carve-out; None (default): ``seed``. Runs with different ``seed`` values and
+        one ``val_seed`` hold out the same images, so their validation figures compare.
     val_every : int
         Validate every K epochs (and after the last epoch).
     epochs, batch_size, crop : int
@@ -129,7 +132,8 @@ class TrainConfig:
     ablation : list of str
         Model overrides ``key=value`` (value parsed as YAML), passed to ``create_model``.
     seed : int
-        Seeds Python, NumPy, torch, the crop sampler and the validation carve-out.
+        Seeds Python, NumPy, torch, the crop sampler and (unless ``val_seed`` is given) the
+        validation carve-out.
     device : {"auto", "cpu", "cuda"}
         ``auto`` uses CUDA when available.
     amp : bool
@@ -168,6 +172,7 @@ class TrainConfig:
     split: str = "train"
     val_split: str | None = None
     val_fraction: float = 0.1
+    val_seed: int | None = None
     val_every: int = 1
     epochs: int = 400
     batch_size: int = 12
@@ -472,6 +477,10 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, *(int(k) for k in keys)])
 
 
+def _val_seed(config: "TrainConfig") -> int:
+    return config.seed if config.val_seed is None else config.val_seed
+
+
 def carve_validation(ids: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """Split ``ids`` into (train, validation) with a seeded permutation; at least one of each."""
     ids = list(ids)
@@ -599,7 +608,7 @@ def _select_ids(config: TrainConfig):
         if config.val_split is not None:
             val_ids += [f"{name}/{i}" for i in ds.ids(config.val_split)]
     if config.val_split is None:
-        train_ids, val_ids = carve_validation(train_ids, config.val_fraction, config.seed)
+        train_ids, val_ids = carve_validation(train_ids, config.val_fraction, _val_seed(config))
     overlap = set(train_ids) & set(val_ids)
     if overlap:
         raise InputError(
@@ -973,7 +982,7 @@ def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids,
         "train_split": config.split,
         "train_ids": str(len(train_ids)),
         "train_ids_sha256": ids_hash(train_ids),
-        "val_split": config.val_split if config.val_split is not None else f"fraction {config.val_fraction} of {config.split} (seed {config.seed})",
+        "val_split": config.val_split if config.val_split is not None else f"fraction {config.val_fraction} of {config.split} (seed {_val_seed(config)})",
         "val_ids": str(len(val_ids)),
         "val_ids_sha256": ids_hash(val_ids),
         "epoch": str(epoch),

@@ -36,6 +36,7 @@ from irstd.train import (
     random_scale,
     resolve_config,
     train,
+    _select_ids,
     unflatten_state,
 )
 
@@ -337,6 +338,16 @@ def test_validation_never_reads_test_ids(dataset, tmp_path, monkeypatch):
         train(config(dataset, tmp_path / "run3", val_split="train"))
 
 
+def test_val_seed_holds_out_the_same_images_for_any_seed(dataset):
+    base = dict(datasets=[str(dataset)], model="cgrinet_test", val_fraction=0.25)
+    held = {}
+    for seed, val_seed in [(0, None), (1, None), (1, 0), (5, 0)]:
+        cfg = TrainConfig(**base, seed=seed, val_seed=val_seed)
+        held[seed, val_seed] = _select_ids(cfg)[2]
+    assert held[0, None] == held[1, 0] == held[5, 0]
+    assert held[1, None] != held[0, None]
+
+
 def test_other_split_families_do_not_block_validation(tmp_path):
     # SIRST-like: a "trainvaltest" list and another protocol's test split overlap the training ids.
     root = write_tiny_dataset(tmp_path / "sirst", count=9)
@@ -503,6 +514,7 @@ def test_cli_end_to_end(tmp_path):
         (["--model", "cgrinet_test", "--ablation", "no_such_switch=1"], "--ablation"),
         (["--model", "cgrinet_test", "--batch-size", "1"], "--batch-size"),
         (["--init-weights", "no_such_file.safetensors"], "no such file"),
+        (["--model", "cgrinet_test", "--val-split", "val", "--val-seed", "1"], "--val-seed"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(dataset, tmp_path, extra, message):

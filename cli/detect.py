@@ -22,7 +22,7 @@ _MAX_SKIPPED_SHOWN = 20
 #: Frames above this many pixels (2048²) without --tile get a hint about it (docs/detect.md).
 _TILE_HINT_PIXELS = 2048 * 2048
 
-CSV_FIELDS = ("image", "frame", "width", "height", "method", "threshold", "rule",
+CSV_FIELDS = ("image", "frame", "width", "height", "method", "threshold", "rule", "tile", "overlap", "tta",
               "target", "x", "y", "bbox_x", "bbox_y", "bbox_width", "bbox_height", "area", "peak", "mean")
 
 
@@ -79,7 +79,10 @@ class _Renderer:
             head = {"image": str(det.item.path), "frame": det.item.frame, "width": det.width,
                     "height": det.height, "method": self.method.name,
                     "threshold": "" if self.method.threshold is None else self.method.threshold,
-                    "rule": self.method.mask_rule}
+                    "rule": self.method.mask_rule,
+                    "tile": "" if self.method.tile is None else self.method.tile,
+                    "overlap": "" if self.method.tile is None else self.method.overlap,
+                    "tta": self.method.tta}
             for t in det.targets:
                 row = {**head, **flatten_target(t)}
                 row["x"], row["y"] = f"{row['x']:.3f}", f"{row['y']:.3f}"

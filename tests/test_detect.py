@@ -174,6 +174,11 @@ def test_csv_rows_and_threshold(folder):
         assert float(row["x"]) == pytest.approx(t["centroid"]["x"], abs=1e-3)
         assert int(row["bbox_x"]) == t["bbox"]["x"] and int(row["bbox_height"]) == t["bbox"]["height"]
         assert float(row["peak"]) == pytest.approx(t["peak"], rel=1e-5)
+        assert (row["tile"], row["overlap"], row["tta"]) == ("", "", "none")
+    tiled = _run(folder / "img10.png", "--method", "lcm", "--tile", "64", "-f", "csv")
+    assert tiled.exit_code == 0, tiled.stderr
+    rows = list(csv.DictReader(_io.StringIO(tiled.stdout)))
+    assert rows and all((r["tile"], r["overlap"], r["tta"]) == ("64", "32", "none") for r in rows)
 
 
 def test_table_and_workers(folder):

@@ -76,12 +76,12 @@ class _Renderer:
             sys.stdout.write(json.dumps(det.record(self.method), allow_nan=False) + "\n")
             sys.stdout.flush()
         elif self.fmt is Format.csv:
+            tiling = self.method.tiling() or {}
             head = {"image": str(det.item.path), "frame": det.item.frame, "width": det.width,
                     "height": det.height, "method": self.method.name,
                     "threshold": "" if self.method.threshold is None else self.method.threshold,
                     "rule": self.method.mask_rule,
-                    "tile": "" if self.method.tile is None else self.method.tile,
-                    "overlap": "" if self.method.tile is None else self.method.overlap,
+                    "tile": tiling.get("size", ""), "overlap": tiling.get("overlap", ""),
                     "tta": self.method.tta}
             for t in det.targets:
                 row = {**head, **flatten_target(t)}

@@ -96,18 +96,22 @@ def train(
     scale_range: Optional[str] = typer.Option(None, "--scale-range", help="Resize each training image by a random factor in LO,HI before cropping, e.g. 0.5,2 (DNANet's random scale; default: none)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate, poly schedule (power 0.9) per iteration (default: 1e-4)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="L2 weight decay (default: 1e-4)."),
-    ema: Optional[float] = typer.Option(None, "--ema", help="Exponential moving average of the weights with this decay (e.g. 0.999); validation and saved weights use it (default: none)."),
+    ema: Optional[float] = typer.Option(None, "--ema", help="Exponential moving average of the weights with this decay (e.g. 0.999); validation and saved weights use it; from scratch it warms up over the first steps (default: none)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="Loss on every side output (default: unite = 2·IoU + 7·BCE)."),
     ablation: Optional[list[str]] = typer.Option(None, "--ablation", help="Model override key=value (repeatable), e.g. use_cgm=false."),
+    teacher: Optional[list[str]] = typer.Option(None, "--teacher", help="Distillation: a model file ('packaged': the shipped weights) whose probabilities on each crop are a soft target (repeat for their mean)."),
+    distill_weight: Optional[float] = typer.Option(None, "--distill-weight", help="Weight of the loss against the teachers' probabilities (default: 1)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: 0)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (default: auto)."),
-    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="float16 mixed precision (CUDA only; ignored with a warning on CPU)."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision: bfloat16 autocast (float16 with gradient scaling where the GPU lacks bfloat16); CUDA only, ignored with a warning on CPU."),
+    step: Optional[str] = typer.Option(None, "--step", help="Training step: auto (a captured CUDA graph on one GPU, eager elsewhere), eager, or graph (default: auto)."),
+    state_interval: Optional[float] = typer.Option(None, "--state-interval", help="Seconds between writes of the resume state and last.safetensors, checked at each epoch's end; 0 = every epoch (default: 60). Also written at the end and on Ctrl-C."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: 0)."),
     skip_errors: Optional[bool] = typer.Option(None, "--skip-errors", help="Leave out unreadable image/mask pairs (listed at the end; exit 3)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Bit depth of 16-bit images for to_float (default: 16)."),
     input_range: Optional[str] = typer.Option(None, "--input-range", help="Input mapping to [0, 1]: auto (8-bit /255, 16-bit minmax unless --bit-depth), bits, minmax (each image from its own min to max) or fixed:LO,HI (default: auto); recorded in the weights for detect."),
     gray: Optional[str] = typer.Option(None, "--gray", help=GRAY_HELP),
-    pretrained_backbone: Optional[Path] = typer.Option(None, "--pretrained-backbone", help="Encoder weight file (safetensors)."),
+    pretrained_backbone: Optional[str] = typer.Option(None, "--pretrained-backbone", help="Encoder ImageNet weights: a file (safetensors or .pth), or 'imagenet' for timm's res2net50d weights from its cache or a download (model cgrinet)."),
     init_weights: Optional[str] = typer.Option(None, "--init-weights", help="Fine-tune: start from this irstd model file ('packaged': the shipped weights); architecture and input normalisation come from it, --model may be left out."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. a run's config.yaml); options given here override it."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/train/<model>, auto-incremented)."),
@@ -117,7 +121,8 @@ def train(
 
     Example: irstd train --dataset data/SIRST --split dnanet_50_50/train --model cgrinet_small --epochs 400
     """
-    from irstd.train import parse_scale_range, resolve_config, train as run_training
+    from irstd.sampling import parse_scale_range
+    from irstd.train import resolve_config, train as run_training
 
     if val_split is not None and val_fraction is not None:
         raise InputError("--val-split/--val-fraction: give one of them, not both")
@@ -129,8 +134,9 @@ def train(
         model=model, split=split, val_split=val_split, val_fraction=val_fraction, val_seed=val_seed, val_every=val_every,
         epochs=epochs, batch_size=batch_size, crop=crop,
         scale_range=parse_scale_range(scale_range) if scale_range is not None else None, lr=lr, weight_decay=weight_decay, ema=ema, loss=loss,
-        ablation=list(ablation) if ablation else None, seed=seed, device=device, amp=amp, workers=workers, skip_errors=skip_errors,
-        bit_depth=bit_depth, input_range=input_range, gray=gray, pretrained_backbone=str(pretrained_backbone) if pretrained_backbone else None,
+        ablation=list(ablation) if ablation else None, teachers=list(teacher) if teacher else None, distill_weight=distill_weight,
+        seed=seed, device=device, amp=amp, step=step, state_interval=state_interval, workers=workers, skip_errors=skip_errors,
+        bit_depth=bit_depth, input_range=input_range, gray=gray, pretrained_backbone=pretrained_backbone,
         init_weights=str(init_weights) if init_weights else None,
         out=str(out) if out else None, resume=resume or None,
     )

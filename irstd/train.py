@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -51,11 +50,25 @@ from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
 from irstd.data import open_dataset
+from irstd.distill import load_teachers
 from irstd.errors import InputError
 from irstd.io import check_gray, parse_input_range, sha256_file, to_float, write_bytes, write_text
 from irstd.losses import create_loss
 from irstd.metrics import Evaluator
 from irstd.models import create_model, list_models, load_model, predict, read_weights_metadata, save_weights
+from irstd.models.cgrinet import IMAGENET
+from irstd.steps import STEP_MODES, make_step, train_step
+from irstd.sampling import (
+    CropDataset,
+    DeviceCrops,
+    EpochSampler,
+    augment,
+    check_scale_range,
+    parse_scale_range,  # noqa: F401 - part of this module's public names
+    random_crop,
+    random_scale,
+    sample_rng,
+)
 
 __all__ = [
     "TrainConfig",
@@ -70,6 +83,7 @@ __all__ = [
     "random_scale",
     "resolve_config",
     "train",
+    "parse_scale_range",
     "train_step",
     "unflatten_state",
 ]
@@ -77,7 +91,7 @@ __all__ = [
 #: Power of the poly learning-rate schedule (CgriNet paper).
 POLY_POWER = 0.9
 #: Fields that may differ between a run and its ``--resume``; every other field must match.
-RESUMABLE_FIELDS = frozenset({"epochs", "val_every", "device", "amp", "workers", "skip_errors", "out", "resume"})
+RESUMABLE_FIELDS = frozenset({"epochs", "val_every", "device", "amp", "step", "state_interval", "workers", "skip_errors", "out", "resume"})
 #: Fields not saved in ``config.yaml`` (where the run lives, not how it trains).
 _RUN_FIELDS = ("out", "resume")
 STATE_FILE = "state.safetensors"
@@ -134,12 +148,27 @@ class TrainConfig:
     seed : int
         Seeds Python, NumPy, torch, the crop sampler and (unless ``val_seed`` is given) the
         validation carve-out.
+    teachers : list of str
+        Model files (written by ``irstd train``; ``"packaged"``: the shipped weights) whose mean
+        probability on each training crop is a soft target (:mod:`irstd.distill`); empty: none.
+    distill_weight : float
+        Weight of the loss against the teachers' probabilities (added to the loss on the masks).
     device : {"auto", "cpu", "cuda"}
-        ``auto`` uses CUDA when available.
+        ``auto`` uses CUDA when available. On CUDA the training images are held on the GPU and
+        the crops cut there (:class:`irstd.sampling.DeviceCrops`); on the CPU a DataLoader cuts
+        them (:class:`irstd.sampling.CropDataset`); both give the same crops.
     amp : bool
-        float16 autocast + gradient scaling on CUDA; ignored with a warning on CPU.
+        Mixed precision on CUDA: bfloat16 autocast (float16 with gradient scaling on GPUs without
+        bfloat16); ignored with a warning on CPU.
+    step : {"auto", "eager", "graph"}
+        How the training step runs (:func:`irstd.steps.make_step`): ``graph`` records it once as
+        a CUDA graph and replays it (CUDA, one process); ``auto`` (default) does so where it can
+        and runs eagerly elsewhere (the CPU, DDP).
+    state_interval : float
+        Seconds between writes of the resume state and ``last.safetensors`` (checked at the end
+        of each epoch; 0: every epoch). Both are also written at the end and on interruption.
     workers : int
-        DataLoader worker processes (0: load in the main process).
+        DataLoader worker processes (0: load in the main process; not used on CUDA).
     skip_errors : bool
         Leave out image/mask pairs that cannot be read (listed in ``ids.json`` and the result)
         instead of stopping.
@@ -153,7 +182,9 @@ class TrainConfig:
         How colour training images become grey (:func:`irstd.io.read_image`; ``auto`` refuses
         pseudo-colour images).
     pretrained_backbone : str, optional
-        Weight file for the encoder, passed to ``create_model(pretrained_backbone=...)``.
+        Weight file for the encoder, or ``"imagenet"`` for timm's ImageNet weights (found in
+        timm's cache or downloaded; the full-width encoder of ``cgrinet`` only), passed to
+        ``create_model(pretrained_backbone=...)``.
     init_weights : str, optional
         A model file of ours (written by ``irstd train``; ``"packaged"``: the weights shipped with
         irstd) to start from: fine-tuning.
@@ -185,8 +216,12 @@ class TrainConfig:
     loss: str = "unite"
     ablation: list[str] = field(default_factory=list)
     seed: int = 0
+    teachers: list[str] = field(default_factory=list)
+    distill_weight: float = 1.0
     device: str = "auto"
     amp: bool = False
+    step: str = "auto"
+    state_interval: float = 60.0
     workers: int = 0
     skip_errors: bool = False
     bit_depth: int | None = None
@@ -252,7 +287,7 @@ def resolve_config(config_file: str | os.PathLike | None = None, **overrides: An
         if saved.is_file():
             # a run saved before input_range existed was trained by the bit depth rule
             values = {"input_range": "bits", **load_config(saved), **values}
-    for key in ("datasets", "ablation"):
+    for key in ("datasets", "ablation", "teachers"):
         if key in given and isinstance(given[key], (list, tuple)) and not given[key]:
             del given[key]  # an empty repeated option means "not given"
     values.update(given)
@@ -279,6 +314,9 @@ def _check_config(config: TrainConfig) -> None:
         (config.val_every >= 1, "--val-every", "must be >= 1"),
         (0 <= config.positive_prob <= 1, "positive_prob", "must be in [0, 1]"),
         (config.workers >= 0, "--workers", "must be >= 0"),
+        (config.distill_weight >= 0, "--distill-weight", "must be >= 0"),
+        (config.state_interval >= 0, "--state-interval", "must be >= 0 (seconds)"),
+        (config.step in STEP_MODES, "--step", f"must be one of {', '.join(STEP_MODES)}"),
         (config.device in ("auto", "cpu", "cuda"), "--device", "must be auto, cpu or cuda"),
     ]
     for ok, option, problem in checks:
@@ -342,115 +380,6 @@ def poly_lr(base_lr: float, iteration: int, total: int, power: float = POLY_POWE
     return float(base_lr) * max(0.0, 1.0 - iteration / total) ** power
 
 
-def random_crop(
-    image: np.ndarray,
-    mask: np.ndarray,
-    size: int,
-    rng: np.random.Generator,
-    positive_prob: float = 0.5,
-    fill: float = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A random ``size``×``size`` crop of an image and its mask.
-
-    Images smaller than the crop are padded at the bottom/right first with ``fill`` (training uses
-    the input mean, i.e. zero after normalisation as in BasicIRSTD and in ``irstd.models.predict``). With probability ``positive_prob`` (and when the mask has a target) the crop is
-    drawn uniformly among the windows that contain a randomly chosen target pixel; otherwise
-    uniformly among all windows.
-
-    Parameters
-    ----------
-    image : ndarray, shape (H, W)
-        Any dtype (kept).
-    mask : ndarray of bool, shape (H, W)
-    size : int
-    rng : numpy.random.Generator
-    positive_prob : float
-    fill : float
-        Padding value of the image (the mask is padded with False).
-
-    Returns
-    -------
-    image_crop, mask_crop : ndarray, shape (size, size)
-    """
-    h, w = image.shape
-    if h < size or w < size:
-        pad = ((0, max(size - h, 0)), (0, max(size - w, 0)))
-        image = np.pad(image, pad, constant_values=fill)
-        mask = np.pad(mask, pad)
-        h, w = image.shape
-    want_target = rng.random() < positive_prob
-    if want_target and mask.any():
-        ys, xs = np.nonzero(mask)
-        k = rng.integers(len(ys))
-        y, x = int(ys[k]), int(xs[k])
-        top = int(rng.integers(max(0, y - size + 1), min(y, h - size) + 1))
-        left = int(rng.integers(max(0, x - size + 1), min(x, w - size) + 1))
-    else:
-        top = int(rng.integers(0, h - size + 1))
-        left = int(rng.integers(0, w - size + 1))
-    return image[top : top + size, left : left + size], mask[top : top + size, left : left + size]
-
-
-def parse_scale_range(text: str) -> list[float]:
-    """``"LO,HI"`` (command line) to ``[lo, hi]``, checked by :func:`check_scale_range`."""
-    try:
-        values = [float(v) for v in str(text).split(",")]
-    except ValueError:
-        raise InputError(f"--scale-range {text}: expected two numbers LO,HI (e.g. 0.5,2)") from None
-    return check_scale_range(values)
-
-
-def check_scale_range(values) -> list[float]:
-    """Check a ``[lo, hi]`` scale range (0 < lo <= hi <= 8) and return it as a list of floats."""
-    label = ",".join(map(str, values)) if isinstance(values, (list, tuple)) else str(values)
-    try:
-        lo, hi = (float(v) for v in values)
-    except (TypeError, ValueError):
-        raise InputError(f"--scale-range {label}: expected two numbers LO,HI (e.g. 0.5,2)") from None
-    if not 0 < lo <= hi <= 8:
-        raise InputError(f"--scale-range {label}: needs 0 < LO <= HI <= 8")
-    return [lo, hi]
-
-
-def random_scale(image: np.ndarray, mask: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Resize an image (bilinear) and its mask (nearest) by ``factor``, at least 1 pixel a side.
-
-    Parameters
-    ----------
-    image : ndarray, shape (H, W)
-        float32 or float64.
-    mask : ndarray of bool, shape (H, W)
-    factor : float
-
-    Returns
-    -------
-    image, mask : ndarray, shape (round(H·factor), round(W·factor))
-        float32 image, bool mask.
-    """
-    h, w = image.shape
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))  # OpenCV takes (width, height)
-    if size == (w, h):
-        return image, mask
-    img = cv2.resize(np.asarray(image, dtype=np.float32), size, interpolation=cv2.INTER_LINEAR)
-    msk = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-    return img, msk
-
-
-def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random horizontal flip, vertical flip and transpose (each with probability 0.5).
-
-    Three random numbers are always drawn, so the generator advances the same way every time.
-    """
-    hflip, vflip, transpose = rng.random(3) < 0.5
-    if hflip:
-        image, mask = image[:, ::-1], mask[:, ::-1]
-    if vflip:
-        image, mask = image[::-1, :], mask[::-1, :]
-    if transpose:
-        image, mask = image.T, mask.T
-    return image, mask
-
-
 def compute_mean_std(images: Sequence[np.ndarray]) -> tuple[float, float]:
     """Pixel-weighted mean and standard deviation over float images (float64 sums)."""
     total = 0.0
@@ -473,10 +402,6 @@ def ids_hash(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(ids)).encode("utf-8")).hexdigest()
 
 
-def _rng(seed: int, *keys: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, *(int(k) for k in keys)])
-
-
 def _val_seed(config: "TrainConfig") -> int:
     return config.seed if config.val_seed is None else config.val_seed
 
@@ -489,7 +414,7 @@ def carve_validation(ids: Sequence[str], fraction: float, seed: int) -> tuple[li
     n_val = max(1, int(round(fraction * len(ids))))
     if len(ids) - n_val < 1:
         raise InputError(f"--val-fraction {fraction}: leaves no training image out of {len(ids)}")
-    order = _rng(seed, 0x7A1).permutation(len(ids))
+    order = sample_rng(seed, 0x7A1).permutation(len(ids))
     val_set = {ids[i] for i in order[:n_val]}
     return [i for i in ids if i not in val_set], [i for i in ids if i in val_set]
 
@@ -505,78 +430,6 @@ class _Source:
         self.ids: list[str] = []
         self.images: list[np.ndarray] = []
         self.masks: list[np.ndarray] = []
-
-
-class CropDataset(torch.utils.data.Dataset):
-    """Random crops of in-memory images; items are keyed ``(index, epoch, position)``.
-
-    The randomness of one item depends only on ``(seed, epoch, position)``, not on worker state.
-    """
-
-    def __init__(self, images, masks, crop: int, seed: int, positive_prob: float = 0.5, bit_depth=None, fill: float = 0.0,
-                 input_range: str = "bits", scale_range: Sequence[float] | None = None):
-        self.scale_range = scale_range
-        self.fill = fill
-        self.images = images
-        self.masks = masks
-        self.crop = crop
-        self.seed = seed
-        self.positive_prob = positive_prob
-        self.bit_depth = bit_depth
-        self.input_range = input_range
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, key):
-        index, epoch, position = key
-        rng = _rng(self.seed, 0xC409, epoch, position)
-        image, mask = to_float(self.images[index], self.bit_depth, self.input_range), self.masks[index]
-        if self.scale_range is not None:
-            image, mask = random_scale(image, mask, rng.uniform(*self.scale_range))
-        img, msk = random_crop(image, mask, self.crop, rng, self.positive_prob, self.fill)
-        img, msk = augment(img, msk, rng)
-        x = np.ascontiguousarray(img, dtype=np.float32)
-        y = np.ascontiguousarray(msk, dtype=np.float32)
-        return torch.from_numpy(x)[None], torch.from_numpy(y)[None]
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """Seeded epoch order sharded over ranks (like ``DistributedSampler``), resumable mid-epoch.
-
-    Yields ``(index, epoch, position)`` keys for :class:`CropDataset`. Each rank gets
-    ``ceil(n / world)`` samples (the order is wrapped to pad), rank ``r`` takes positions
-    ``r, r + world, ...``. When that would leave a last batch of a single image (BatchNorm cannot
-    train on it), that one sample is left out of the epoch.
-    """
-
-    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1, batch_size: int = 1):
-        self.n = n
-        self.seed = seed
-        self.rank = rank
-        self.world = world
-        self.padded = math.ceil(n / world)
-        self.per_rank = self.padded
-        if batch_size > 1 and self.per_rank > 1 and self.per_rank % batch_size == 1:
-            self.per_rank -= 1
-        self.epoch = 0
-        self.start = 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Next iteration yields epoch ``epoch`` from this rank's sample ``start`` on."""
-        self.epoch = epoch
-        self.start = start
-
-    def __len__(self) -> int:
-        return self.per_rank - self.start
-
-    def __iter__(self):
-        order = _rng(self.seed, 0x0DE5, self.epoch).permutation(self.n)
-        total = self.padded * self.world
-        order = np.resize(order, total)  # wraps around to pad (DistributedSampler's rule)
-        for local in range(self.start, self.per_rank):
-            position = local * self.world + self.rank
-            yield int(order[position]), self.epoch, position
 
 
 def _namespaces(roots: Sequence[str]) -> list[str]:
@@ -912,6 +765,11 @@ def _choose_device(config: TrainConfig, d: _Dist) -> torch.device:
     return torch.device("cpu")
 
 
+def _crops_on_device(device: torch.device) -> bool:
+    """Whether the training crops are cut on the device (:class:`DeviceCrops`): on CUDA."""
+    return device.type == "cuda"
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed & 0xFFFFFFFF)
@@ -1031,8 +889,9 @@ def train(
     config = dataclasses.replace(
         config,
         datasets=[str(Path(p).resolve()) for p in config.datasets],
-        pretrained_backbone=str(Path(config.pretrained_backbone).resolve()) if config.pretrained_backbone else None,
-        init_weights=_resolve_init_weights(config.init_weights),
+        pretrained_backbone=_resolve_backbone(config.pretrained_backbone),
+        init_weights=_resolve_model_file(config.init_weights, "--init-weights"),
+        teachers=[_resolve_model_file(t, "--teacher") for t in config.teachers],
         input_range=parse_input_range(config.input_range),
     )
     if config.init_weights:
@@ -1109,6 +968,9 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         if d.main:
             _truncate_metrics(run_dir / "metrics.csv", 0)
 
+    teachers_sha256 = [sha256_file(t) for t in config.teachers]
+    if saved_state is not None and saved_state.get("teachers_sha256", []) != teachers_sha256:
+        raise InputError("--resume: the --teacher files are not the ones the run started with (sha256 differs)")
     if saved_state is not None and (
         saved_state["train_ids_sha256"] != ids_hash(train_ids) or saved_state["val_ids_sha256"] != ids_hash(val_ids)
     ):
@@ -1141,7 +1003,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     model.train()
     in_chans = _input_channels(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    teachers = load_teachers(config.teachers, config.input_range, device) if config.teachers else None
 
     sampler = EpochSampler(len(train_ids), config.seed, d.rank, d.world, config.batch_size)
     steps_per_epoch = math.ceil(sampler.per_rank / config.batch_size)
@@ -1155,7 +1017,6 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     if saved_state is not None:
         model.load_state_dict(saved_state["model"])
         optimizer.load_state_dict(saved_state["optimizer"])
-        scaler.load_state_dict(saved_state["scaler"]) if use_amp and saved_state.get("scaler") else None
         epochs_done = saved_state["epochs_done"]
         step_in_epoch = saved_state["step_in_epoch"]
         iteration = saved_state["iteration"]
@@ -1170,7 +1031,9 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     if config.ema is not None:
         from timm.utils import ModelEmaV3
 
-        ema = ModelEmaV3(model, decay=config.ema)
+        # From scratch the average warms up (timm's decay 1 - (1 + step)^(-2/3), capped at
+        # --ema) so that it follows the first steps instead of holding the random weights.
+        ema = ModelEmaV3(model, decay=config.ema, use_warmup=not config.init_weights)
         if saved_state is not None and saved_state.get("ema") is not None:
             ema.module.load_state_dict(saved_state["ema"])
     kept = model if ema is None else ema.module  # what is validated and saved
@@ -1180,21 +1043,37 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     net = model
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop and batch sizes
+    step_fn, note = make_step(config.step, net, loss_fn, optimizer, device, world=d.world, amp=use_amp,
+                              teacher=teachers, distill_weight=config.distill_weight, warn=warn)
+    if note:
+        warn(note)
+    scaler = getattr(step_fn, "scaler", None)
+    if scaler is not None and saved_state is not None and saved_state.get("scaler"):
+        scaler.load_state_dict(saved_state["scaler"])
 
     dataset = CropDataset(train_src.images, train_src.masks, config.crop, config.seed, config.positive_prob, config.bit_depth, fill=mean,
                           input_range=config.input_range, scale_range=config.scale_range)
     generator = torch.Generator()
     generator.manual_seed(config.seed)
+    device_crops = DeviceCrops(dataset, device) if _crops_on_device(device) else None
+    if device_crops is not None and config.workers:
+        warn(f"--workers {config.workers}: not used, the crops are cut on {device}")
 
-    def loader():
-        return torch.utils.data.DataLoader(
+    def batches():
+        if device_crops is not None:
+            keys = list(sampler)
+            for start in range(0, len(keys), config.batch_size):
+                yield device_crops.batch(keys[start : start + config.batch_size])
+            return
+        yield from torch.utils.data.DataLoader(
             dataset,
             batch_size=config.batch_size,
             sampler=sampler,
             num_workers=config.workers,
             worker_init_fn=_seed_worker,
             generator=generator,
-            pin_memory=device.type == "cuda",
             drop_last=False,
             persistent_workers=False,
         )
@@ -1205,7 +1084,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             "model": model.state_dict(),
             "ema": None if ema is None else ema.module.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if use_amp else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
             "epochs_done": epochs_done_,
             "step_in_epoch": step_,
             "iteration": iteration,
@@ -1217,6 +1096,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
             "rng": _rng_state(device),
             "world_size": d.world,
             "init_weights_sha256": init_sha256,
+            "teachers_sha256": teachers_sha256,
             "steps_per_epoch": steps_per_epoch,
             "config": config.to_dict(run_fields=False),
             "train_ids_sha256": ids_hash(train_ids),
@@ -1260,6 +1140,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
         f"{steps_per_epoch} steps/epoch, device {device}, world {d.world}, mean {mean:.6f} std {std:.6f}")
 
     interrupted = False
+    last_saved = time.monotonic()
     session_start = time.perf_counter()
     session_iters = 0
     try:
@@ -1270,15 +1151,15 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
                 loss_sum, loss_count = 0.0, 0
             step = step_in_epoch
             lr = poly_lr(config.lr, iteration, total_iters)
-            for x, y in loader():
+            for x, y in batches():
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
                 if in_chans != 1:
                     x = x.expand(-1, in_chans, -1, -1)
                 lr = poly_lr(config.lr, iteration, total_iters)
-                value = train_step(net, loss_fn, optimizer, x, y, lr, scaler)
+                value = float(step_fn(x, y, lr))
                 if ema is not None:
-                    ema.update(model)
+                    ema.update(model, step=iteration + 1) if ema.use_warmup else ema.update(model)
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss is {value} at epoch {epoch} step {step + 1}")
                 loss_sum += value * x.shape[0]
@@ -1307,6 +1188,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
                 totals = totals.to(device)
                 dist.all_reduce(totals)
             epoch_loss = float(totals[0] / max(totals[1], 1))
+            stopping = _any(stop.is_set(), d, device) and epoch < config.epochs
             metrics: dict[str, Any] = {}
             if d.main:
                 if val_ids and (epoch % config.val_every == 0 or epoch == config.epochs):
@@ -1320,15 +1202,17 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
                     best_miou, best_epoch = metrics["miou"], epoch
                     weights("best", epoch, metrics)
                 last_metrics = {"epoch": epoch, "loss": epoch_loss, **metrics}
-                weights("last", epoch, metrics)
-                save_all(epoch, 0, last_metrics)
+                if stopping or epoch == config.epochs or time.monotonic() - last_saved >= config.state_interval:
+                    weights("last", epoch, metrics)
+                    save_all(epoch, 0, last_metrics)
+                    last_saved = time.monotonic()
                 val_text = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
                 log(f"epoch {epoch}/{config.epochs} loss {epoch_loss:.5f} lr {lr:.3g} {val_text} time {epoch_time:.1f}s")
                 emit(TrainEvent("epoch", epoch=epoch, epochs=config.epochs, steps=steps_per_epoch, loss=epoch_loss,
                                 lr=lr, metrics=metrics or None, run_dir=str(run_dir)))
             epochs_done = epoch
             _barrier(d)
-            if _any(stop.is_set(), d, device) and epoch < config.epochs:
+            if stopping:
                 interrupted = True
                 msg = f"interrupted after epoch {epoch}; state saved, continue with --resume"
                 log(msg)
@@ -1346,29 +1230,8 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     return TrainResult(run_dir, epochs_done, interrupted, best_miou, best_epoch, last_metrics, train_ids, val_ids, skipped or [])
 
 
-def train_step(net, loss_fn, optimizer, x, y, lr: float, scaler=None) -> float:
-    """One optimisation step at learning rate ``lr``; returns the loss value.
-
-    ``scaler`` (a ``torch.amp.GradScaler``, enabled only on CUDA) switches on float16 autocast.
-    """
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    use_amp = scaler is not None and scaler.is_enabled()
-    optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
-        loss = loss_fn(net(x), y)
-    if use_amp:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
-    return float(loss.detach())
-
-
-def _resolve_init_weights(path: str | None) -> str | None:
-    """Absolute path of ``--init-weights``; ``packaged`` names the weights shipped with irstd."""
+def _resolve_model_file(path: str | None, option: str) -> str | None:
+    """Absolute path of a model file option; ``packaged`` names the weights shipped with irstd."""
     if not path:
         return None
     if path == "packaged":
@@ -1376,9 +1239,16 @@ def _resolve_init_weights(path: str | None) -> str | None:
 
         packaged = default_weights()
         if packaged is None:
-            raise InputError("--init-weights packaged: this installation holds no packaged weights")
+            raise InputError(f"{option} packaged: this installation holds no packaged weights")
         return str(packaged)
     return str(Path(path).resolve())
+
+
+def _resolve_backbone(value: str | None) -> str | None:
+    """``--pretrained-backbone``: ``imagenet`` as it is, a file as its absolute path."""
+    if not value or value == IMAGENET:
+        return value or None
+    return str(Path(value).resolve())
 
 
 def _init_model_name(config: TrainConfig) -> str:
@@ -1400,7 +1270,7 @@ def _build_model(config: TrainConfig):
         if config.model not in list_models():
             raise InputError(f"--model {config.model}: unknown model (known: {', '.join(sorted(list_models()))})")
         if config.pretrained_backbone:
-            if not Path(config.pretrained_backbone).is_file():
+            if config.pretrained_backbone != IMAGENET and not Path(config.pretrained_backbone).is_file():
                 raise InputError(f"{config.pretrained_backbone}: pretrained backbone file not found")
             overrides["pretrained_backbone"] = config.pretrained_backbone
         return create_model(config.model, **overrides)
@@ -1414,7 +1284,7 @@ def _check_resume(config: TrainConfig, state: dict[str, Any], d: _Dist) -> None:
     changed = [k for k in now if k not in RESUMABLE_FIELDS and k in saved and _norm(saved[k]) != _norm(now[k])]
     if changed:
         detail = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
-        raise InputError(f"--resume: incompatible change(s) from the saved run ({detail}); only --epochs, --val-every, --device, --amp, --workers, --skip-errors may change")
+        raise InputError(f"--resume: incompatible change(s) from the saved run ({detail}); only --epochs, --val-every, --device, --amp, --step, --state-interval, --workers, --skip-errors may change")
     if state["step_in_epoch"] and state["world_size"] != d.world:
         raise InputError(f"--resume: the run stopped mid-epoch with {state['world_size']} process(es); resume with the same number")
 

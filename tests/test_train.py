@@ -584,7 +584,8 @@ def test_ddp_two_cpu_processes_torchrun(dataset, tmp_path):
 
 def _start(dataset: Path, out: Path, tmp_path: Path, epochs: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "irstd.cli.main", "train", "--dataset", str(dataset), "--model", "cgrinet_test",
-           "--epochs", str(epochs), "--batch-size", "2", "--crop", "32", "--device", "cpu", "--out", str(out)]
+           "--epochs", str(epochs), "--batch-size", "2", "--crop", "32", "--device", "cpu", "--out", str(out),
+           "--state-interval", "0"]
     return subprocess.Popen(cmd, env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -612,7 +613,7 @@ def test_sigint_saves_state_and_resume_finishes(dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_loses_at_most_the_epoch_in_progress(dataset, tmp_path):
+def test_kill_9_loses_at_most_the_epoch_in_progress_with_state_interval_0(dataset, tmp_path):
     out = tmp_path / "run"
     proc = _start(dataset, out, tmp_path, epochs=50)
     _wait_for(out / "state.safetensors", proc)

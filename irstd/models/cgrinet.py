@@ -308,6 +308,41 @@ class RefinementHead(nn.Module):
         return logits + self.out(self.body(torch.cat([x, logits], dim=1)))
 
 
+#: ``pretrained_backbone`` value that asks timm for its ImageNet weights of the encoder.
+IMAGENET = "imagenet"
+
+
+def imagenet_encoder(encoder: str, encoder_args: dict[str, Any], levels: Sequence[int], in_chans: int) -> nn.Module:
+    """A timm ``features_only`` encoder with timm's ImageNet weights, found the way timm finds them.
+
+    timm reads the weights of its default pretrained tag (``res2net50d.in1k``) from the Hugging
+    Face cache (``HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``) or downloads them there
+    when the machine is online (``HF_HUB_OFFLINE=1`` forbids it); with ``in_chans=1`` timm sums
+    the RGB filters of the first convolution.
+
+    Raises
+    ------
+    InputError
+        A narrowed encoder (``encoder_args``: the ImageNet weights fit the full width only), or
+        weights neither cached nor downloadable.
+    """
+    if encoder_args:
+        raise InputError(
+            f"--pretrained-backbone {IMAGENET}: timm's ImageNet weights fit the full {encoder} encoder, "
+            f"not one narrowed by {encoder_args} (use the model cgrinet, or pass a weight file)"
+        )
+    try:
+        return timm.create_model(encoder, pretrained=True, features_only=True, out_indices=tuple(levels), in_chans=in_chans)
+    except Exception as exc:  # noqa: BLE001 - hub, network and file errors all mean "no weights"
+        from huggingface_hub import constants
+
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(
+            f"--pretrained-backbone {IMAGENET}: timm found no {encoder} ImageNet weights in its cache "
+            f"({constants.HF_HUB_CACHE}) and could not download them ({type(exc).__name__}: {first[:160]})"
+        ) from None
+
+
 class CgriNet(nn.Module):
     """CgriNet with a timm Res2Net encoder.
 
@@ -343,8 +378,9 @@ class CgriNet(nn.Module):
         Add a :class:`RefinementHead` at the input resolution after the last level; its output
         ``S_r`` becomes the final map. Not in the paper; off by default.
     pretrained_backbone : str or path, optional
-        Local file with ImageNet weights for the encoder (timm ``res2net50d`` key names,
-        safetensors or ``.pth``); nothing is downloaded. Not recorded in :attr:`model_args`.
+        ImageNet weights for the encoder: a local file (timm ``res2net50d`` key names,
+        safetensors or ``.pth``; nothing is downloaded), or ``"imagenet"``: timm's own weights
+        for ``encoder`` (:func:`imagenet_encoder`). Not recorded in :attr:`model_args`.
 
     Notes
     -----
@@ -414,14 +450,17 @@ class CgriNet(nn.Module):
 
         levels = (1, 2, 3, 4) if extra_fine_stage else (2, 3, 4)
         timm_args = {k: tuple(v) if isinstance(v, list) else v for k, v in encoder_args.items()}
-        try:
-            self.encoder = timm.create_model(
-                encoder, pretrained=False, features_only=True, out_indices=levels, in_chans=in_chans, **timm_args
-            )
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise InputError(f"encoder: cannot build {encoder!r} with {encoder_args}: {exc}") from None
+        if pretrained_backbone == IMAGENET:
+            self.encoder = imagenet_encoder(encoder, encoder_args, levels, in_chans)
+        else:
+            try:
+                self.encoder = timm.create_model(
+                    encoder, pretrained=False, features_only=True, out_indices=levels, in_chans=in_chans, **timm_args
+                )
+            except (RuntimeError, TypeError, ValueError) as exc:
+                raise InputError(f"encoder: cannot build {encoder!r} with {encoder_args}: {exc}") from None
         widths = self.encoder.feature_info.channels()
-        if pretrained_backbone is not None:
+        if pretrained_backbone is not None and pretrained_backbone != IMAGENET:
             from irstd.models.weights import load_backbone_weights
 
             load_backbone_weights(self.encoder, pretrained_backbone)

@@ -4,7 +4,10 @@
 ``W · loss(outputs, p_teacher)`` to the loss on the hard masks (:func:`irstd.steps.step_loss`),
 where ``p_teacher`` is the mean of the teachers' probabilities (sigmoid of their final logits) on
 the same augmented crops, computed in inference mode. Teachers may be any CgriNet variant: each
-normalises its input with its own buffers, as in ``irstd detect``.
+normalises its input with its own buffers, as in ``irstd detect``. With ``--teacher-tta flip``
+(or ``dihedral``) each teacher's probability is itself the mean over the flipped (and
+transposed) views of the crop (:mod:`irstd.tta`), so a single pass of the student learns what
+test-time augmentation gives the teachers.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from torch import nn
 
 from irstd.errors import InputError
 from irstd.io import parse_input_range
+from irstd.tta import check_tta, tta_views
 from irstd.models import load_model
 
 __all__ = ["Teachers", "load_teachers"]
@@ -28,12 +32,15 @@ class Teachers(nn.Module):
     Parameters
     ----------
     models : sequence of CgriNet
+    tta : {"none", "flip", "dihedral"}
+        Views of the input each teacher's probability is averaged over (:func:`irstd.tta.tta_views`).
     """
 
-    def __init__(self, models: Sequence[nn.Module]):
+    def __init__(self, models: Sequence[nn.Module], tta: str = "none"):
         super().__init__()
         if not models:
             raise ValueError("Teachers: at least one model is needed")
+        self.views = tta_views(check_tta(tta))
         self.models = nn.ModuleList(models)
         self.requires_grad_(False)
         self.train(False)
@@ -52,12 +59,18 @@ class Teachers(nn.Module):
         total = None
         for model in self.models:
             chans = int(model.input_mean.shape[1])
-            p = torch.sigmoid(model(grey.expand(-1, chans, -1, -1)).float())
-            total = p if total is None else total + p
-        return total / len(self.models)
+            for rows, cols, transpose in self.views:
+                view = grey.transpose(-1, -2) if transpose else grey
+                flips = [d for d, on in ((-2, rows), (-1, cols)) if on]
+                view = view.flip(flips) if flips else view
+                p = torch.sigmoid(model(view.expand(-1, chans, -1, -1)).float())
+                p = p.flip(flips) if flips else p
+                p = p.transpose(-1, -2) if transpose else p
+                total = p if total is None else total + p
+        return total / (len(self.models) * len(self.views))
 
 
-def load_teachers(paths: Sequence[str | os.PathLike], input_range: str, device: torch.device) -> Teachers:
+def load_teachers(paths: Sequence[str | os.PathLike], input_range: str, device: torch.device, tta: str = "none") -> Teachers:
     """Load teacher model files (written by ``irstd train``) onto ``device``.
 
     Parameters
@@ -67,6 +80,8 @@ def load_teachers(paths: Sequence[str | os.PathLike], input_range: str, device: 
         The student's input range (canonical form); every teacher must have been trained with the
         same mapping to [0, 1], or its probabilities would be computed on other inputs.
     device : torch.device
+    tta : {"none", "flip", "dihedral"}
+        See :class:`Teachers`.
 
     Raises
     ------
@@ -82,4 +97,4 @@ def load_teachers(paths: Sequence[str | os.PathLike], input_range: str, device: 
         if device.type == "cpu":
             model.to(memory_format=torch.channels_last)
         models.append(model)
-    return Teachers(models)
+    return Teachers(models, tta)

@@ -51,6 +51,7 @@ from safetensors.torch import save as _st_save
 
 from irstd.data import open_dataset
 from irstd.distill import load_teachers
+from irstd.tta import TTA_MODES
 from irstd.errors import InputError
 from irstd.io import check_gray, parse_input_range, sha256_file, to_float, write_bytes, write_text
 from irstd.losses import create_loss
@@ -153,6 +154,8 @@ class TrainConfig:
         probability on each training crop is a soft target (:mod:`irstd.distill`); empty: none.
     distill_weight : float
         Weight of the loss against the teachers' probabilities (added to the loss on the masks).
+    teacher_tta : {"none", "flip", "dihedral"}
+        Views of each crop the teachers' probabilities are averaged over (:mod:`irstd.tta`).
     device : {"auto", "cpu", "cuda"}
         ``auto`` uses CUDA when available. On CUDA the training images are held on the GPU and
         the crops cut there (:class:`irstd.sampling.DeviceCrops`); on the CPU a DataLoader cuts
@@ -218,6 +221,7 @@ class TrainConfig:
     seed: int = 0
     teachers: list[str] = field(default_factory=list)
     distill_weight: float = 1.0
+    teacher_tta: str = "none"
     device: str = "auto"
     amp: bool = False
     step: str = "auto"
@@ -324,6 +328,8 @@ def _check_config(config: TrainConfig) -> None:
             raise InputError(f"{option}: {problem}")
     parse_input_range(config.input_range)
     check_gray(config.gray)
+    if config.teacher_tta not in TTA_MODES:
+        raise InputError(f"--teacher-tta: expected one of {', '.join(TTA_MODES)}, got {config.teacher_tta!r}")
     if config.scale_range is not None:
         config.scale_range = check_scale_range(config.scale_range)
     if config.val_split is not None and _is_test_split(config.val_split):
@@ -1003,7 +1009,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
     model.train()
     in_chans = _input_channels(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    teachers = load_teachers(config.teachers, config.input_range, device) if config.teachers else None
+    teachers = load_teachers(config.teachers, config.input_range, device, config.teacher_tta) if config.teachers else None
 
     sampler = EpochSampler(len(train_ids), config.seed, d.rank, d.world, config.batch_size)
     steps_per_epoch = math.ceil(sampler.per_rank / config.batch_size)

@@ -296,3 +296,20 @@ def test_cli_imagenet_backbone_missing_is_one_line_exit_2(dataset, tmp_path, mon
     line = result.output.strip()
     assert "\n" not in line and "timm found no res2net50d ImageNet weights" in line and str(tmp_path / "empty") in line
     assert not (tmp_path / "run").exists()
+
+
+def test_teacher_tta_averages_the_views_mapped_back(tmp_path):
+    file = _teacher_file(tmp_path, 1, "t.safetensors")
+    model = load_model(file)
+    x = torch.rand(2, 1, 32, 64)
+    views = [x, x.flip(-1), x.flip(-2), x.flip(-2, -1)]
+    backs = [lambda p: p, lambda p: p.flip(-1), lambda p: p.flip(-2), lambda p: p.flip(-2, -1)]
+    by_hand = sum(back(torch.sigmoid(model(v))) for v, back in zip(views, backs)) / 4
+    flip = load_teachers([file], "auto", torch.device("cpu"), tta="flip")
+    assert torch.allclose(flip(x), by_hand, atol=1e-6)
+    square = torch.rand(2, 1, 32, 32)
+    dihedral = load_teachers([file], "auto", torch.device("cpu"), tta="dihedral")(square)
+    transposed = load_teachers([file], "auto", torch.device("cpu"), tta="dihedral")(square.transpose(-1, -2))
+    assert torch.allclose(dihedral, transposed.transpose(-1, -2), atol=1e-6)  # invariant to the symmetries
+    with pytest.raises(InputError, match="--tta"):
+        Teachers([model], tta="rotate")

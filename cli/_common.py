@@ -67,8 +67,24 @@ class InputFailure(click.ClickException):
         click.echo(f"irstd: error: {self.format_message()}", err=True)
 
 
+def _usage_error(exc: click.exceptions.UsageError) -> typer.Exit:
+    """Print a click usage error (bad value, missing or unknown option) as one line; exit 2."""
+    where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+    click.echo(f"irstd: error: {exc.format_message()}{where}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
 class IrstdGroup(TyperGroup):
-    """Typer group that turns :class:`irstd.errors.InputError` into a one-line error, exit 2."""
+    """Typer group with one-line errors, exit 2: :class:`irstd.errors.InputError` and click's usage
+    errors (out-of-range values, missing or unknown options; typer would draw a box)."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.exceptions.UsageError as exc:
+            raise _usage_error(exc) from None
 
     def invoke(self, ctx: click.Context):
         try:
@@ -77,6 +93,10 @@ class IrstdGroup(TyperGroup):
             # Printed here: typer renders a raised ClickException as a rich box, not one line.
             click.echo(f"irstd: error: {exc}", err=True)
             raise typer.Exit(EXIT_USAGE) from None
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.exceptions.UsageError as exc:
+            raise _usage_error(exc) from None
 
 
 def new_app(**kwargs) -> typer.Typer:

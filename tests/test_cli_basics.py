@@ -1,3 +1,7 @@
+import subprocess
+import sys
+
+import pytest
 from typer.testing import CliRunner
 
 from irstd.cli.main import app
@@ -6,4 +10,30 @@ from irstd.cli.main import app
 def test_help_lists_commands():
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    assert "irstd" in result.output.lower() or "Usage" in result.output
+    for command in ("train", "detect", "evaluate", "compare", "data", "synth", "models"):
+        assert command in result.output, command
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["detect", "x.png", "--threshold", "1.5"], "Invalid value for '--threshold'"),
+        (["detect", "x.png", "--bogus"], "No such option: --bogus"),
+        (["evaluate", "--method", "lcm"], "Missing option '--dataset'"),
+        (["train", "--epochs", "x"], "Invalid value for '--epochs'"),
+        (["--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(args, message):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("irstd: error: ") and message in lines[0], result.stderr
+    assert "╭" not in result.output and "Traceback" not in result.output
+
+
+def test_usage_error_from_the_installed_command():
+    proc = subprocess.run([sys.executable, "-m", "irstd.cli.main", "detect", "x.png", "--threshold", "1.5"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "--threshold" in proc.stderr

@@ -17,10 +17,10 @@ import numpy as np
 from .ipi import ipi, ipi_decompose
 from .lcm import lcm
 from .nram import nram, nram_decompose
-from .parallel import map_images, matmul_threads
+from .parallel import default_blas_threads, map_images, matmul_threads
 from .segment import minmax, segment
 
-__all__ = ["lcm", "ipi", "ipi_decompose", "nram", "nram_decompose", "segment", "minmax", "matmul_threads",
+__all__ = ["lcm", "ipi", "ipi_decompose", "nram", "nram_decompose", "segment", "minmax", "matmul_threads", "default_blas_threads",
            "map_images", "Method", "METHODS", "get_method"]
 
 

@@ -12,6 +12,7 @@ from irstd.errors import InputError
 
 from . import _linalg, _patches
 from ._common import as_float_image, block_rows
+from .parallel import with_blas_threads
 
 __all__ = ["ipi", "ipi_decompose", "APGResult"]
 
@@ -163,6 +164,7 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
     return APGResult(A=A, E=E, iterations=it, rank=rank, stop=stop)
 
 
+@with_blas_threads
 def ipi_decompose(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
                   lambda_rule: str = "image", tol: float = 1e-6, max_iter: int = 1000,
                   rank_ratio: float | None = 0.3, reconstruction: str = "median", *,
@@ -196,6 +198,7 @@ def ipi_decompose(image, patch_size: int = 50, step: int = 10, lam: float | None
     return target, _patches.reconstruct(res.A, img.shape, patch_size, step, "ipi", reconstruction), info
 
 
+@with_blas_threads
 def ipi(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
         lambda_rule: str = "image", tol: float = 1e-6, max_iter: int = 1000,
         rank_ratio: float | None = 0.3, reconstruction: str = "median") -> np.ndarray:
@@ -244,6 +247,10 @@ def ipi(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
     reconstruction : {"median", "mean", "last"}, optional
         How overlapping patches are merged: ``"median"`` (default, authors' code; even counts →
         mean of the two middle values), ``"mean"`` (average) or ``"last"`` (last patch written).
+    blas_threads : int, optional
+        Keyword only. Threads of NumPy's BLAS for the matrix products, every other BLAS on one
+        (:func:`irstd.baselines.matmul_threads`); default ``$IRSTD_BLAS_THREADS``, else
+        ``min(2, os.cpu_count())``, the command line's setting.
 
     Returns
     -------

@@ -10,6 +10,7 @@ from irstd.errors import InputError
 
 from . import _linalg, _patches
 from ._common import as_float_image, block_rows
+from .parallel import with_blas_threads
 
 __all__ = ["nram", "nram_decompose"]
 
@@ -36,6 +37,7 @@ def _dc(s_sub: np.ndarray, sig: np.ndarray, mu: float, gamma: float,
     return out
 
 
+@with_blas_threads
 def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
                    mu0: float | None = None, rho: float = 1.1, gamma: float = 2e-3,
                    beta: float | None = None, C: float | None = None, weight_eps: float = 0.04,
@@ -169,6 +171,7 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
     return target, _patches.reconstruct((B + E).T, img.shape, patch_size, step, "nram", reconstruction), info
 
 
+@with_blas_threads
 def nram(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
          mu0: float | None = None, rho: float = 1.1, gamma: float = 2e-3,
          beta: float | None = None, C: float | None = None, weight_eps: float = 0.04,
@@ -223,6 +226,10 @@ def nram(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
     reconstruction : {"last", "median", "mean"}, optional
         How overlapping patches are merged: ``"last"`` (default, authors' code), or the median /
         mean of all covering patches.
+    blas_threads : int, optional
+        Keyword only. Threads of NumPy's BLAS for the matrix products, every other BLAS on one
+        (:func:`irstd.baselines.matmul_threads`); default ``$IRSTD_BLAS_THREADS``, else
+        ``min(2, os.cpu_count())``, the command line's setting.
 
     Returns
     -------

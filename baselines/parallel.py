@@ -6,14 +6,30 @@ import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "IRSTD_BLAS_THREADS")
+#: Environment variable that sets :func:`default_blas_threads` (e.g. ``IRSTD_BLAS_THREADS=1``).
+BLAS_THREADS_VAR = "IRSTD_BLAS_THREADS"
+
+
+def default_blas_threads() -> int:
+    """NumPy BLAS threads IPI and NRAM use when not told: ``$IRSTD_BLAS_THREADS``, else
+    ``min(2, os.cpu_count())`` (more threads gain little on these matrix sizes)."""
+    value = os.environ.get(BLAS_THREADS_VAR, "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            from irstd.errors import InputError
+
+            raise InputError(f"{BLAS_THREADS_VAR}={value!r}: expected a whole number of threads") from None
+    return min(2, os.cpu_count() or 1)
 
 
 class _thread_env:
@@ -71,17 +87,17 @@ def matmul_threads(threads: int | None = None):
     NumPy and SciPy carry separate OpenBLAS copies with separate thread pools; with both at 2
     threads their spinning workers fight over the cores (IPI 2-3x slower, measured). This keeps
     NumPy's pool at ``threads`` and the others at 1 for the duration, then restores them. Where
-    NumPy and SciPy share one BLAS, that one gets ``threads``.
+    NumPy and SciPy share one BLAS, that one gets ``threads``. :func:`irstd.baselines.ipi` and
+    :func:`irstd.baselines.nram` run under it, so a call from Python is as fast as the command
+    line whatever the process's BLAS settings (scikit-learn's KMeans does the same).
 
     Parameters
     ----------
     threads : int, optional
-        Threads for NumPy's BLAS; default ``min(2, os.cpu_count())``. ``1`` changes nothing.
+        Threads for NumPy's BLAS; default :func:`default_blas_threads` (``$IRSTD_BLAS_THREADS``,
+        else ``min(2, os.cpu_count())``).
     """
-    threads = min(2, os.cpu_count() or 1) if threads is None else int(threads)
-    if threads <= 1:
-        yield
-        return
+    threads = default_blas_threads() if threads is None else max(1, int(threads))
     ctl, ours, others = _thread_pools()
     with ExitStack() as stack:
         if ours:
@@ -89,6 +105,17 @@ def matmul_threads(threads: int | None = None):
         if others:
             stack.enter_context(ctl.select(filepath=others).limit(limits=1))
         yield
+
+
+def with_blas_threads(fn):
+    """Run ``fn`` under :func:`matmul_threads`, adding a keyword-only ``blas_threads`` argument."""
+
+    @wraps(fn)
+    def wrapper(*args, blas_threads: int | None = None, **kwargs):
+        with matmul_threads(blas_threads):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _read(item):
@@ -131,8 +158,8 @@ def map_images(fn: Callable[..., np.ndarray], images: Iterable, workers: int = 1
         BLAS/OpenMP threads per worker process (default 1: one image per core gives close to
         ``workers``× throughput, more than the 1.1–1.5× of a multithreaded BLAS on these sizes).
         Workers are started with the ``spawn`` method with ``OMP_NUM_THREADS``,
-        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``… set in their environment, so the limit
-        holds before NumPy loads there.
+        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``… and ``IRSTD_BLAS_THREADS`` set in their
+        environment, so the limit holds before NumPy loads there and inside IPI and NRAM.
     **kwargs
         Passed to ``fn`` (picklable values).
 

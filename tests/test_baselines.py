@@ -404,7 +404,8 @@ def test_matmul_threads_sets_and_restores_pools():
             assert all(i["num_threads"] == 2 for i in numpy_blas)
     assert pools() == before
     with matmul_threads(1):
-        assert pools() == before
+        assert all(i["num_threads"] == 1 for i in threadpool_info())
+    assert pools() == before
 
 
 def test_ipi_same_output_with_matmul_threads():
@@ -417,3 +418,36 @@ def test_ipi_same_output_with_matmul_threads():
     with matmul_threads(2):
         threaded = ipi(img, patch_size=20, step=5)
     assert np.abs(threaded - plain).max() <= 1e-9 * np.abs(plain).max()
+
+
+def test_ipi_and_nram_pick_their_blas_threads(monkeypatch):
+    """NumPy's BLAS on ``blas_threads`` (default $IRSTD_BLAS_THREADS, else up to 2), the rest on 1,
+    whatever the process's settings: a call from Python runs as the command line does."""
+    from threadpoolctl import threadpool_info
+
+    from irstd.baselines import default_blas_threads, ipi, matmul_threads, nram
+    from irstd.baselines.parallel import _thread_pools
+
+    _, ours, others = _thread_pools()
+    seen = []
+
+    def record(*args, **kwargs):
+        info = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+        seen.append(({info[p] for p in ours}, {info[p] for p in others if p in info}))
+
+    with matmul_threads(1):
+        record()
+    assert seen[-1][0] == {1} and seen[-1][1] <= {1}
+    monkeypatch.setenv("IRSTD_BLAS_THREADS", "2")
+    assert default_blas_threads() == 2
+    with matmul_threads():
+        record()
+    assert seen[-1][1] <= {1}  # SciPy's LAPACK (and OpenMP) on one thread
+    monkeypatch.setenv("IRSTD_BLAS_THREADS", "x")
+    with pytest.raises(InputError, match="IRSTD_BLAS_THREADS"):
+        default_blas_threads()
+    monkeypatch.delenv("IRSTD_BLAS_THREADS")
+    img = _scene(90, 100, seed=11) + np.random.default_rng(12).normal(0, 3, (90, 100))
+    for fn in (ipi, nram):
+        one, two = fn(img, blas_threads=1), fn(img, blas_threads=2)
+        assert np.allclose(one, two, rtol=0, atol=1e-9 * np.abs(two).max())

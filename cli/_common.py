@@ -22,7 +22,9 @@ EXIT_USAGE = 2  # usage errors and unusable input
 EXIT_SKIPPED = 3  # finished, but some inputs were skipped under --skip-errors
 
 #: Help of --engine (detect, evaluate, compare).
-ENGINE_HELP = "What runs CgriNet: torch, or onnx (ONNX Runtime on the CPU, 2.2-2.4x faster; pip install onnx onnxruntime)."
+ENGINE_HELP = "What runs CgriNet: auto (PyTorch on a CUDA GPU, ONNX Runtime on the CPU), torch, or onnx (CPU)."
+#: Help of --device (detect, evaluate, compare).
+DEVICE_HELP = "Where CgriNet runs: auto (the CUDA GPU when present, else the CPU), cpu, cuda or cuda:N."
 
 #: Help of --tile and --overlap (detect, evaluate).
 TILE_HELP = (

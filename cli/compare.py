@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import COMPAT_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
+from irstd.cli._common import COMPAT_HELP, DEVICE_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -105,8 +105,8 @@ def compare(
         None, "--threshold", min=0.0, max=1.0,
         help="Mask every method by score > T (min-max scores for classical) instead of its own rule.",
     ),
-    device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
-    engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    engine: str = typer.Option("auto", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
     overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
     tta: str = typer.Option("none", "--tta", help=TTA_HELP),

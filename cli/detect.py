@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
+from irstd.cli._common import DEVICE_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -144,8 +144,8 @@ def detect(
     save_overlay: bool = typer.Option(False, "--save-overlay", help="Write overlays/<name>.png (image with a box per target)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram (results stay in input order)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also read images in sub-folders of folder inputs."),
-    device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
-    engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    engine: str = typer.Option("auto", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
     overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
     tta: str = typer.Option("none", "--tta", help=TTA_HELP),

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import COMPAT_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
+from irstd.cli._common import COMPAT_HELP, DEVICE_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
 from irstd.errors import InputError
 
 _MAX_SKIPPED_SHOWN = 20
@@ -61,8 +61,8 @@ def evaluate(
     bit_depth: int = typer.Option(None, "--bit-depth", min=1, max=16, help="CgriNet: significant bits of 16-bit images (default: from the weights)."),
     input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
     gray: str = typer.Option("auto", "--gray", help=GRAY_HELP + " Applies to the images a --method runs on and to colour --predictions maps."),
-    device: str = typer.Option(None, "--device", help="Torch device for CgriNet (default cpu)."),
-    engine: str = typer.Option("torch", "--engine", help=ENGINE_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    engine: str = typer.Option("auto", "--engine", help=ENGINE_HELP),
     tile: int = typer.Option(None, "--tile", help=TILE_HELP),
     overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
     tta: str = typer.Option("none", "--tta", help=TTA_HELP),

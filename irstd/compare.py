@@ -480,7 +480,7 @@ class CompareResult:
         raise KeyError(label)
 
 
-def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range, engine="torch", tile=None,
+def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range, engine="auto", tile=None,
                    overlap=None, tta="none", gray="auto", compat=None):
     from irstd.methods import CLASSICAL, get_method
 
@@ -527,7 +527,7 @@ def compare(
     device: str | None = None,
     bit_depth: int | None = None,
     input_range: str | None = None,
-    engine: str = "torch",
+    engine: str = "auto",
     tile: int | None = None,
     overlap: int | None = None,
     tta: str = "none",

@@ -56,6 +56,8 @@ __all__ = [
     "CLASSICAL",
     "WEIGHTS_DIR",
     "ClassicalMethod",
+    "cuda_available",
+    "resolve_engine",
     "Method",
     "MethodOutput",
     "NetworkMethod",
@@ -67,8 +69,10 @@ __all__ = [
 
 #: The classical methods, by name (see :data:`irstd.baselines.METHODS`).
 CLASSICAL = ("lcm", "ipi", "nram")
-#: What runs CgriNet (:func:`get_method`).
-ENGINES = ("torch", "onnx")
+#: What runs CgriNet (:func:`get_method`): ``auto`` is PyTorch on a CUDA device, ONNX Runtime on the CPU.
+ENGINES = ("auto", "torch", "onnx")
+#: Frames per batch of CgriNet on a CUDA device (frames of one size are grouped; :func:`run_method`).
+CUDA_BATCH = 16
 
 #: Where packaged CgriNet weights live: ``irstd/weights/*.safetensors`` inside the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -85,6 +89,55 @@ class MethodOutput:
     mask: np.ndarray
     raw: np.ndarray | None
     seconds: float
+
+
+def cuda_available() -> bool:
+    """Whether PyTorch sees a CUDA GPU, without importing PyTorch where no NVIDIA driver is loaded.
+
+    On Linux, a machine without ``/proc/driver/nvidia/version`` (or ``/dev/nvidiactl``) has no
+    CUDA device, so the answer costs nothing there; elsewhere PyTorch is asked.
+    """
+    import os
+    import sys
+    from importlib.util import find_spec
+
+    if sys.platform.startswith("linux") and not (
+        os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
+    ):
+        return False
+    if find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_engine(engine: str = "auto", device: str | None = "auto") -> tuple[str, str]:
+    """The ``(engine, device)`` that run CgriNet for the options ``--engine`` and ``--device``.
+
+    ``device`` ``auto`` (or None) is CUDA when a GPU is present and the engine is not ``onnx``,
+    else the CPU; ``engine`` ``auto`` is PyTorch on a CUDA device and ONNX Runtime on the CPU.
+
+    Raises
+    ------
+    InputError
+        Unknown engine, ``--device cuda`` on a machine without a CUDA GPU, ``onnx`` with a GPU.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    device = "auto" if device is None else str(device).strip().lower()
+    if engine == "onnx" and device not in ("auto", "cpu"):
+        raise InputError(f"--engine onnx runs on the CPU; --device {device} needs --engine torch or auto")
+    if device == "auto":
+        device = "cuda" if engine != "onnx" and cuda_available() else "cpu"
+    elif device.startswith("cuda"):
+        if not cuda_available():
+            raise InputError(f"--device {device}: no CUDA GPU is available here (use --device auto or cpu)")
+    elif device != "cpu":
+        raise InputError(f"--device: expected auto, cpu, cuda or cuda:N, got {device!r}")
+    if engine == "auto":
+        engine = "onnx" if device == "cpu" else "torch"
+    return engine, device
 
 
 def default_weights() -> Path | None:
@@ -217,6 +270,8 @@ class NetworkMethod(Method):
     bit_depth: int | None = None
     input_range: str = "bits"
     engine: str = "torch"
+    #: Frames of one size run together (PyTorch engine, without tiles or tta): :meth:`run_batch`.
+    batch_size: int = 1
     _model: Any = field(default=None, init=False, repr=False, compare=False)
     _onnx: Any = field(default=None, init=False, repr=False, compare=False)
     _parameters: int | None = field(default=None, init=False, repr=False, compare=False)
@@ -277,6 +332,37 @@ class NetworkMethod(Method):
         mask = threshold_scores(probs, self.threshold)
         return MethodOutput(scores=probs.astype(np.float64), mask=mask, raw=None, seconds=seconds)
 
+    def run_batch(self, images: list[np.ndarray]) -> list[MethodOutput]:
+        """:meth:`run` on several images; frames of one shape go through the network together.
+
+        Batches are formed only by the PyTorch engine without tiles or test-time augmentation
+        (otherwise one image at a time); each output's ``seconds`` is its share of its batch.
+        The probabilities equal one-at-a-time runs within float tolerance.
+        """
+        if self.engine != "torch" or self.tile is not None or self.tta != "none" or len(images) < 2:
+            return [self.run(image) for image in images]
+        import torch
+
+        from irstd.io import to_float
+        from irstd.metrics import threshold_scores
+        from irstd.models import predict_batch
+
+        images = [_check_image(image) for image in images]
+        model = self.model()
+        outputs: list[MethodOutput | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, image in enumerate(images):
+            groups.setdefault(image.shape, []).append(k)
+        for members in groups.values():
+            start = time.perf_counter()
+            x = torch.from_numpy(np.stack([to_float(images[k], self.bit_depth, self.input_range) for k in members]))
+            probs = predict_batch(model, x)[:, 0].float().cpu().numpy()
+            seconds = (time.perf_counter() - start) / len(members)
+            for k, p in zip(members, probs):
+                outputs[k] = MethodOutput(scores=p.astype(np.float64), mask=threshold_scores(p, self.threshold), raw=None,
+                                          seconds=seconds)
+        return outputs
+
     def __getstate__(self):  # a pickled method reloads its model in the worker
         state = dict(self.__dict__)
         state["_model"] = None
@@ -291,7 +377,7 @@ def get_method(
     device: str | None = None,
     bit_depth: int | None = None,
     input_range: str | None = None,
-    engine: str = "torch",
+    engine: str = "auto",
     tile: int | None = None,
     overlap: int | None = None,
     tta: str = "none",
@@ -307,8 +393,9 @@ def get_method(
         Mask threshold on ``scores`` (in [0, 1]). CgriNet: 0.5 by default. Classical methods:
         by default their own rule ``raw > mean + k·std``; with a threshold, ``min–max score >
         threshold``.
-    device : str, optional
-        Torch device for CgriNet (CPU by default).
+    device : {"auto", "cpu", "cuda", "cuda:N"}, optional
+        Where CgriNet runs (:func:`resolve_engine`): ``auto`` (default) is the CUDA GPU when
+        one is present, else the CPU; a CUDA device without a GPU is an error.
     bit_depth : int, optional
         Significant bits of 16-bit input for CgriNet's ``to_float`` (default: the value
         recorded in the weights' metadata, else 16). Classical methods run on raw values and
@@ -318,10 +405,11 @@ def get_method(
         recorded in the weights' metadata, ``bits`` for weights that predate it). ``minmax``
         (and ``auto`` for 16-bit data of unstated bit depth) suits raw camera frames whose
         counts fill only part of the 16-bit range. Classical methods ignore it.
-    engine : {"torch", "onnx"}, optional
-        What runs CgriNet: PyTorch (default) or ONNX Runtime on the CPU
-        (:mod:`irstd.onnx_runtime`; needs ``pip install onnx onnxruntime``, 2.2-2.4x faster
-        here). Classical methods ignore it.
+    engine : {"auto", "torch", "onnx"}, optional
+        What runs CgriNet: ``auto`` (default) is PyTorch on a CUDA device (frames of one size
+        in batches of :data:`CUDA_BATCH`) and ONNX Runtime on the CPU
+        (:mod:`irstd.onnx_runtime`: about 2x PyTorch's speed there, and no PyTorch import for
+        the packaged weights, whose ONNX graph ships with them). Classical methods ignore it.
     tile : int, optional
         Run on overlapping ``tile × tile`` windows of big frames, stitched by centre crop
         (:func:`irstd.tiles.map_tiled`; at least 64): bounds memory and IPI/NRAM's patch
@@ -349,10 +437,6 @@ def get_method(
         threshold = float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise InputError(f"--threshold: must lie in [0, 1], got {threshold:g}")
-    if engine not in ENGINES:
-        raise InputError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "onnx" and device not in (None, "cpu"):
-        raise InputError(f"--engine onnx runs on the CPU; --device {device} needs --engine torch")
     if overlap is None:
         overlap = DEFAULT_OVERLAP if tile is None else min(DEFAULT_OVERLAP, int(tile) // 2)
     check_tiling(tile, overlap)
@@ -380,6 +464,7 @@ def get_method(
             k=base.k,
         )
     if name == "cgrinet":
+        engine, device = resolve_engine(engine, device)
         if sep:
             if not file:
                 raise InputError("--method cgrinet:FILE: the file name is missing")
@@ -421,6 +506,7 @@ def get_method(
             input_range=rng,
             engine=engine,
             tta=tta,
+            batch_size=CUDA_BATCH if device.startswith("cuda") else 1,
         )
     raise InputError(
         f"--method: unknown method {spec!r} (choose from {', '.join(list_methods())}, or cgrinet:FILE)"
@@ -453,6 +539,34 @@ def _run_one(method: Method, item, capture: bool, gray: str = "auto"):
         if not capture:
             raise
         return exc
+
+
+def _run_batched(method: NetworkMethod, items: Iterable, capture: bool, gray: str):
+    """:func:`run_method` for a network method with ``batch_size > 1``: read ``batch_size``
+    items, run the readable ones together (:meth:`NetworkMethod.run_batch`), yield in order."""
+    it = iter(items)
+    while True:
+        chunk = []
+        for item in it:
+            try:
+                chunk.append(_load(item, gray))
+            except InputError as exc:
+                if not capture:
+                    raise
+                chunk.append(exc)
+            if len(chunk) == method.batch_size:
+                break
+        if not chunk:
+            return
+        images = [c for c in chunk if not isinstance(c, InputError)]
+        try:
+            outputs = iter(method.run_batch(images))
+        except InputError:  # e.g. a frame of an unusable dtype: one at a time, to name it
+            if not capture:
+                raise
+            outputs = iter([_run_one(method, image, True, gray) for image in images])
+        for c in chunk:
+            yield c if isinstance(c, InputError) else next(outputs)
 
 
 def run_method(
@@ -495,6 +609,9 @@ def run_method(
     from irstd.io import check_gray
 
     check_gray(gray)
+    if getattr(method, "batch_size", 1) > 1:
+        yield from _run_batched(method, items, skip_errors, gray)
+        return
     if workers == 1 or method.kind != "classical":
         for item in items:
             yield _run_one(method, item, skip_errors, gray)

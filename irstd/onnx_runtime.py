@@ -1,12 +1,14 @@
-"""CgriNet through ONNX Runtime: an optional, faster inference engine for the CPU.
+"""CgriNet through ONNX Runtime: the inference engine on the CPU (``--engine auto`` there).
 
-``irstd detect/evaluate/compare --engine onnx`` exports the model once to an ONNX file in the
-user's cache (``$XDG_CACHE_HOME/irstd/onnx``, else ``~/.cache/irstd/onnx``; keyed by the weights'
-sha256 and the irstd and torch versions) and runs it with ONNX Runtime's CPU provider. A cached
-model runs without importing PyTorch or timm: a one-frame ``detect`` took 1.5 s instead of 8.0 s.
-On the packaged weights, 2 cores: 40 against 91 ms per SIRST test frame, the same metrics
-(``benchmarks/infer_speed.py --onnx``, ``docs/model_card.md``). Needs the optional dependencies
-``pip install 'irstd[onnx]'`` (onnx, onnxruntime).
+A weights file ``X.safetensors`` runs from ``X.onnx`` next to it when that file was exported from
+these very weights (its metadata records their sha256): the packaged weights ship with theirs, so
+``irstd detect`` on the CPU imports neither PyTorch nor timm. Other weights are exported once to
+the user's cache (``$XDG_CACHE_HOME/irstd/onnx``, else ``~/.cache/irstd/onnx``; keyed by the
+weights' sha256 and the irstd and torch versions). ONNX Runtime's CPU provider runs the graph;
+speeds against PyTorch are in ``docs/detect.md`` (``benchmarks/infer_speed.py --onnx``).
+
+``python -m irstd.onnx_runtime WEIGHTS.safetensors`` writes ``WEIGHTS.onnx`` next to a file (how
+the packaged graph is made; refuses to replace an existing one unless ``--overwrite``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def onnx_cache_dir() -> Path:
     return Path(root) / "irstd" / "onnx"
 
 
-def export_onnx(model, path: str | os.PathLike) -> Path:
+def export_onnx(model, path: str | os.PathLike, weights_sha256: str | None = None) -> Path:
     """Write ``model`` (eval mode, final logits) as ONNX with free height and width, atomically.
 
     Uses PyTorch's TorchScript exporter (``dynamo=False``, opset 17), which needs only the onnx
@@ -45,7 +47,9 @@ def export_onnx(model, path: str | os.PathLike) -> Path:
     The input ``x`` is ``(1, C, H, W)`` float32 with ``H`` and ``W`` multiples of the model's
     stride (32), the output ``logits`` ``(1, 1, H, W)``. What running it needs besides is stored
     in the file's metadata: ``input_mean`` (the padding value), ``in_chans``, ``stride`` and
-    ``parameters`` (the model's trainable parameter count).
+    ``parameters`` (the model's trainable parameter count), and ``weights_sha256`` when given
+    (the weights file it was exported from: :class:`OnnxModel` uses a graph found next to the
+    weights only when it matches).
     """
     try:
         import onnx
@@ -79,7 +83,8 @@ def export_onnx(model, path: str | os.PathLike) -> Path:
                               input_names=["x"], output_names=["logits"],
                               dynamic_axes={"x": {2: "height", 3: "width"}, "logits": {2: "height", 3: "width"}})
         proto = onnx.load(str(tmp))
-        for key, value in (("input_mean", json.dumps(model.input_mean.flatten().tolist())),
+        extra = () if weights_sha256 is None else (("weights_sha256", weights_sha256),)
+        for key, value in (*extra, ("input_mean", json.dumps(model.input_mean.flatten().tolist())),
                            ("in_chans", str(in_chans)), ("stride", str(STRIDE)),
                            ("parameters", str(int(count_parameters(model)))), ("irstd_version", __version__)):
             entry = proto.metadata_props.add()
@@ -144,10 +149,20 @@ class OnnxModel:
         _require_runtime()  # before any export
         from irstd.io import sha256_file
 
-        key = f"{sha256_file(weights)[:16]}-irstd{__version__}-torch{metadata.version('torch')}-{CACHE_FORMAT}"
-        self.path = onnx_cache_dir() / f"{Path(weights).stem}-{key}.onnx"
+        sha = sha256_file(weights)
         self.session = None
-        if self.path.exists():
+        self.path = Path(weights).with_suffix(".onnx")
+        if self.path.is_file():  # shipped next to the weights
+            try:
+                session = open_session(self.path, threads)
+                if session.get_modelmeta().custom_metadata_map.get("weights_sha256") == sha:
+                    self.session = session
+            except Exception:  # noqa: BLE001 - not a usable graph: the cache below
+                pass
+        if self.session is None:
+            key = f"{sha[:16]}-irstd{__version__}-torch{metadata.version('torch')}-{CACHE_FORMAT}"
+            self.path = onnx_cache_dir() / f"{Path(weights).stem}-{key}.onnx"
+        if self.session is None and self.path.exists():
             try:
                 self.session = open_session(self.path, threads)
             except Exception:  # noqa: BLE001 - a damaged cache file (ONNX Runtime's own error types)
@@ -159,7 +174,7 @@ class OnnxModel:
                 load = lambda: load_model(weights)  # noqa: E731
             model = load()
             try:
-                export_onnx(model, self.path)
+                export_onnx(model, self.path, weights_sha256=sha)
             except OSError as exc:
                 raise InputError(f"{self.path.parent}: cannot write the ONNX export ({exc.strerror or exc}); "
                                  "set XDG_CACHE_HOME to a writable folder") from None
@@ -182,3 +197,26 @@ class OnnxModel:
         x[0, :, :h, :w] = image
         logits = self.session.run(["logits"], {"x": x})[0]
         return expit(logits[0, 0, :h, :w]).astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m irstd.onnx_runtime WEIGHTS [--overwrite]``: write ``WEIGHTS.onnx`` next to it."""
+    import argparse
+
+    from irstd.io import sha256_file
+    from irstd.models import load_model
+
+    parser = argparse.ArgumentParser(description="Export an irstd model file to ONNX next to it.")
+    parser.add_argument("weights")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    out = Path(args.weights).with_suffix(".onnx")
+    if out.exists() and not args.overwrite:
+        parser.exit(2, f"irstd: error: {out}: exists (pass --overwrite to replace it)\n")
+    export_onnx(load_model(args.weights), out, weights_sha256=sha256_file(args.weights))
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""``--engine onnx``: CgriNet exported once to the cache and run by ONNX Runtime."""
+"""ONNX Runtime, the CPU engine: the packaged graph, exports to the cache, engine and device choice,
+and PyTorch's batched runs on the GPU path (checked on the CPU)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_onnx_engine_matches_torch_and_is_cached(weights, cache, image, monkeypa
     pytest.importorskip("onnxruntime")
     method = get_method(f"cgrinet:{weights}", engine="onnx")
     assert method.score_rule.endswith("; run by ONNX Runtime")
-    assert "ONNX" not in get_method(f"cgrinet:{weights}").score_rule
+    assert "ONNX" not in get_method(f"cgrinet:{weights}", engine="torch").score_rule
     out = method.run(image)
     expected = predict(load_model(weights), to_float(image))
     assert out.scores.shape == image.shape
@@ -90,7 +91,7 @@ def test_onnx_engine_from_the_command_line(weights, cache, image, tmp_path):
     pytest.importorskip("onnxruntime")
     path = write_image(tmp_path / "frame.png", image)
     runs = [CliRunner().invoke(app, ["detect", str(path), "--weights", str(weights), "-f", "json",
-                                     "--threshold", "0.3", *extra]) for extra in ([], ["--engine", "onnx"])]
+                                     "--threshold", "0.3", *extra]) for extra in (["--engine", "torch"], [])]
     for result in runs:
         assert result.exit_code == 0, result.stderr
     torch_run, onnx_run = (json.loads(r.stdout.splitlines()[0]) for r in runs)
@@ -98,7 +99,7 @@ def test_onnx_engine_from_the_command_line(weights, cache, image, tmp_path):
 
 
 def test_engine_errors(weights, cache, image, tmp_path, monkeypatch):
-    with pytest.raises(InputError, match="--engine: expected one of torch, onnx"):
+    with pytest.raises(InputError, match="--engine: expected one of auto, torch, onnx"):
         get_method(f"cgrinet:{weights}", engine="tensorrt")
     with pytest.raises(InputError, match="runs on the CPU"):
         get_method(f"cgrinet:{weights}", engine="onnx", device="cuda")
@@ -125,10 +126,106 @@ def test_unwritable_cache_is_a_clear_error(weights, tmp_path, monkeypatch, image
 def test_compare_cache_key_covers_the_onnx_engine(weights):
     from irstd.compare import _code_files, method_key
 
-    torch_method = get_method(f"cgrinet:{weights}")
-    onnx_method = get_method(f"cgrinet:{weights}", engine="onnx")
+    torch_method = get_method(f"cgrinet:{weights}", engine="torch")
+    onnx_method = get_method(f"cgrinet:{weights}")  # auto: ONNX Runtime on the CPU
     assert "onnx_runtime.py" in [f.name for f in _code_files(onnx_method)]
     assert "onnx_runtime.py" not in [f.name for f in _code_files(torch_method)]
     assert "io.py" in [f.name for f in _code_files(torch_method)]  # to_float maps the network's input
     keys = [method_key(f"cgrinet:{weights}", m, threshold=None, bit_depth=None) for m in (torch_method, onnx_method)]
     assert keys[0]["engine"] == "torch" and keys[1]["engine"] == "onnx" and keys[0] != keys[1]
+
+
+def test_packaged_onnx_graph_matches_the_packaged_weights(monkeypatch, cache):
+    from irstd.io import sha256_file
+    from irstd.methods import default_weights
+
+    weights = default_weights()
+    graph = weights.with_suffix(".onnx")
+    assert graph.is_file(), "export it: python -m irstd.onnx_runtime irstd/weights/cgrinet_sirst.safetensors --overwrite"
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the packaged graph should be used")
+
+    monkeypatch.setattr(onnx_runtime, "export_onnx", no_export)
+    model = onnx_runtime.OnnxModel(weights)
+    assert model.path == graph  # not the cache
+    meta = model.session.get_modelmeta().custom_metadata_map
+    assert meta["weights_sha256"] == sha256_file(weights), "stale graph: re-export it (see above)"
+    scene = make_scene(np.random.default_rng(3), 100, 130)[0].astype(np.float32)  # not multiples of 32
+    reference = predict(load_model(weights), scene)
+    np.testing.assert_allclose(model.predict(scene), reference, atol=1e-4)
+
+
+def test_a_graph_of_other_weights_next_to_a_file_is_not_used(weights, cache, image, tmp_path):
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(1)
+    save_weights(create_model("cgrinet_test"), other)
+    onnx_runtime.main([str(other)])
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(weights.read_bytes())
+    (tmp_path / "copy.onnx").write_bytes((tmp_path / "other.onnx").read_bytes())  # a stale graph
+    model = onnx_runtime.OnnxModel(copy)
+    assert model.path.parent == cache
+    np.testing.assert_allclose(model.predict(to_float(image)), predict(load_model(weights), to_float(image)), atol=1e-4)
+    with pytest.raises(SystemExit):
+        onnx_runtime.main([str(other)])  # refuses to replace without --overwrite
+
+
+def test_auto_engine_and_device(monkeypatch, weights):
+    from irstd import methods
+
+    monkeypatch.setattr(methods, "cuda_available", lambda: False)
+    assert methods.resolve_engine("auto", "auto") == ("onnx", "cpu")
+    assert methods.resolve_engine("torch", None) == ("torch", "cpu")
+    with pytest.raises(InputError, match="--device cuda: no CUDA GPU is available"):
+        methods.resolve_engine("auto", "cuda")
+    with pytest.raises(InputError, match="--device: expected"):
+        methods.resolve_engine("auto", "tpu")
+    monkeypatch.setattr(methods, "cuda_available", lambda: True)
+    assert methods.resolve_engine("auto", "auto") == ("torch", "cuda")
+    assert methods.resolve_engine("onnx", "auto") == ("onnx", "cpu")
+    assert methods.resolve_engine("auto", "cpu") == ("onnx", "cpu")
+    method = get_method(f"cgrinet:{weights}", device="cuda")
+    assert (method.engine, method.device, method.batch_size) == ("torch", "cuda", methods.CUDA_BATCH)
+    assert get_method(f"cgrinet:{weights}", device="cpu").batch_size == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without a CUDA GPU")
+def test_device_cuda_without_a_gpu_is_one_line_exit_2(weights, image, tmp_path):
+    path = write_image(tmp_path / "frame.png", image)
+    result = CliRunner().invoke(app, ["detect", str(path), "--device", "cuda"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "irstd: error: --device cuda: no CUDA GPU is available here (use --device auto or cpu)"
+
+
+def test_detect_on_the_cpu_imports_no_torch(image, tmp_path):
+    path = write_image(tmp_path / "frame.png", image)
+    code = ("import atexit, sys; atexit.register(lambda: print('torch' in sys.modules, 'timm' in sys.modules, file=sys.stderr)); "
+            f"sys.argv = ['irstd', 'detect', {str(path)!r}, '-f', 'json', '--device', 'cpu']; "
+            "from irstd.cli.main import main; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["method"] == "cgrinet"
+    assert result.stderr.strip().splitlines()[-1] == "False False"
+
+
+def test_batched_runs_equal_one_at_a_time(weights):
+    from dataclasses import replace
+
+    from irstd.methods import run_method
+
+    rng = np.random.default_rng(4)
+    frames = [np.round(make_scene(rng, h, w)[0] * 255).astype(np.uint8) for h, w in
+              [(64, 80), (64, 80), (75, 101), (64, 80), (75, 101), (64, 80), (40, 40)]]
+    items = [*frames[:3], InputError("broken.png: cannot read"), *frames[3:]]
+    single = get_method(f"cgrinet:{weights}", engine="torch", device="cpu")
+    batched = replace(single, batch_size=3)
+    one = list(run_method(single, items, skip_errors=True))
+    many = list(run_method(batched, items, skip_errors=True))
+    assert [type(o) for o in one] == [type(m) for m in many] and isinstance(many[3], InputError)
+    for a, b in zip(one, many):
+        if not isinstance(a, InputError):
+            np.testing.assert_allclose(b.scores, a.scores, atol=1e-5)
+            np.testing.assert_array_equal(b.mask, a.mask)
+    with pytest.raises(InputError, match="broken.png"):
+        list(run_method(batched, items))

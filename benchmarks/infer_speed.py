@@ -14,8 +14,14 @@ eager is measured in the same run, so the figures hold on a noisy machine.
 
     python benchmarks/infer_speed.py [--variants cgrinet_small cgrinet packaged] [--size 256] [--repeats 10]
                                      [--threads 2] [--compile] [--onnx]
+    python benchmarks/infer_speed.py --device cuda [--variants packaged cgrinet] [--batch 16]
 
 ``packaged`` is the model of the packaged weights (``irstd/weights``, with their trained values).
+
+``--device cuda`` prints frames/s of ``irstd.models.predict_batch`` (what ``detect``, ``evaluate``
+and ``compare`` run on a GPU) at batch 1 and at ``--batch`` (default
+``irstd.methods.CUDA_BATCH``), float32, with the max |difference| of the batched probabilities
+from the one-at-a-time ones.
 """
 
 from __future__ import annotations
@@ -115,6 +121,29 @@ def measure(name: str, size: int, repeats: int, compile_: bool, onnx_: bool = Fa
     return row
 
 
+def measure_cuda(name: str, size: int, repeats: int, batch: int) -> dict:
+    from irstd.models import predict_batch
+
+    torch.manual_seed(0)
+    model = _build(name).to("cuda")
+    frames = torch.rand(batch, 1, size, size, device="cuda")
+    row = {"variant": name}
+    for b in (1, batch):
+        x = frames[:b]
+        predict_batch(model, x)  # warm-up (cuDNN picks its kernels)
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            predict_batch(model, x)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        row[f"fps_batch{b if b == 1 else 'N'}"] = b / statistics.median(times)
+    single = torch.cat([predict_batch(model, frames[k : k + 1]) for k in range(batch)])
+    row["maxdiff"] = float((predict_batch(model, frames) - single).abs().max())
+    return row
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = list_models() + (["packaged"] if default_weights() else [])
@@ -125,8 +154,21 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--onnx", action="store_true", help="also time ONNX Runtime (if installed)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu (the paths above) or cuda (batched frames/s)")
+    parser.add_argument("--batch", type=int, default=None, help="--device cuda: frames per batch (default CUDA_BATCH)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        from irstd.methods import CUDA_BATCH
+
+        batch = args.batch or CUDA_BATCH
+        print(f"# {torch.cuda.get_device_name()}, {args.size}x{args.size} frames, float32, median of {args.repeats}; "
+              "maxdiff = max |batched - one-at-a-time probability|")
+        print(f"{'variant':<15} {'frames/s, batch 1':>18} {'frames/s, batch ' + str(batch):>20} {'maxdiff':>8}")
+        for v in args.variants:
+            r = measure_cuda(v, args.size, args.repeats, batch)
+            print(f"{v:<15} {r['fps_batch1']:>18.0f} {r['fps_batchN']:>20.0f} {r['maxdiff']:>8.1e}")
+        return 0
     rows = [measure(v, args.size, args.repeats, args.compile, args.onnx, args.threads) for v in args.variants]
     if args.json:
         json.dump(rows, sys.stdout, indent=1)

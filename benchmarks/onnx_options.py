@@ -47,7 +47,7 @@ def session_at(path, threads, level):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = level
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")  # as irstd.onnx_runtime.open_session
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -1164,8 +1164,8 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
                     x = x.expand(-1, in_chans, -1, -1)
                 lr = poly_lr(config.lr, iteration, total_iters)
                 value = float(step_fn(x, y, lr))
-                if ema is not None:
-                    ema.update(model, step=iteration + 1) if ema.use_warmup else ema.update(model)
+                if ema is not None:  # the warm-up needs the step count; a fine-tune averages at --ema throughout
+                    ema.update(model, step=iteration + 1 if ema.use_warmup else None)
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss is {value} at epoch {epoch} step {step + 1}")
                 loss_sum += value * x.shape[0]

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The GPU checks of the training and inference paths in one command, for a session lent a GPU
+# (docs/training.md, docs/detect.md). Everything it prints goes to OUT/*.txt.
+#
+#   bash benchmarks/gpu_check.sh SIRST_DIR OUT_DIR            # on the GPU machine (a few minutes)
+#   bash benchmarks/gpu_check.sh SIRST_DIR OUT_DIR --quick    # the same steps, tiny, on any machine
+#
+# Steps: install (no deps), the CUDA tests, train_speed.py (eager vs captured step, float32 vs
+# bfloat16, batch 12 and 48, and the SIRST epoch check), infer_speed.py --device cuda (frames/s at
+# batch 1 and 16), irstd evaluate on the SIRST test split (model time), and a 2-minute irstd train
+# of the paper model (epoch time, validation curve).
+set -uo pipefail
+DATA=${1:?usage: gpu_check.sh SIRST_DIR OUT_DIR [--quick]}
+OUT=${2:?usage: gpu_check.sh SIRST_DIR OUT_DIR [--quick]}
+QUICK=${3:-}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+if [ -n "$QUICK" ]; then
+  DEVICE=cpu; VARIANTS=cgrinet_test; BATCHES=4; STEPS=2; REPEATS=2; MODEL=cgrinet_test; EPOCHS=2
+else
+  DEVICE=cuda; VARIANTS=cgrinet,packaged; BATCHES=12,48; STEPS=30; REPEATS=30; MODEL=cgrinet; EPOCHS=10000
+fi
+run() {  # run NAME CMD...: output to OUT/NAME.txt, a line per step on stdout
+  local name=$1; shift
+  local start=$SECONDS
+  "$@" > "$OUT/$name.txt" 2>&1
+  echo "$name: exit $? in $((SECONDS - start)) s"
+}
+[ -n "$QUICK" ] || run install $PY -m pip install --no-deps --no-build-isolation -e .
+run pytest $PY -m pytest -q -x tests/test_steps.py tests/test_onnx_runtime.py tests/test_sampling.py
+run train_speed $PY benchmarks/train_speed.py --device $DEVICE --variants $VARIANTS --batch-sizes $BATCHES \
+    --steps $STEPS --epoch-check "$DATA"
+if [ -z "$QUICK" ]; then
+  run infer_speed $PY benchmarks/infer_speed.py --device cuda --variants packaged cgrinet --repeats $REPEATS
+fi
+run evaluate $PY -m irstd.cli.main evaluate --method cgrinet --device $DEVICE --dataset "$DATA" \
+    --split dnanet_50_50/test --skip-errors
+# The paper model from scratch for 2 minutes (stopped by timeout's SIGINT: state saved, exit 130).
+run train_paper timeout -s INT 120 $PY -m irstd.cli.main train --dataset "$DATA" --split dnanet_50_50/train \
+    --model $MODEL --device $DEVICE --amp --lr 5e-4 --epochs $EPOCHS --val-every 20 --out "$OUT/paper" --state-interval 600
+cp "$OUT/paper/metrics.csv" "$OUT/paper_metrics.csv" 2>/dev/null
+rm -rf "$OUT/paper"

@@ -431,8 +431,6 @@ def get_method(
         Unknown method, missing or unusable weights, threshold outside [0, 1], unusable tiling,
         ``tta`` with a classical method.
     """
-    from irstd.baselines import METHODS
-
     if threshold is not None:
         threshold = float(threshold)
         if not 0.0 <= threshold <= 1.0:
@@ -448,6 +446,8 @@ def get_method(
     if name in CLASSICAL and not sep and tta != "none":
         raise InputError(f"--tta {tta}: only with cgrinet (it averages the network's probabilities), not {name}")
     if name in CLASSICAL and not sep:
+        from irstd.baselines import METHODS  # here: CgriNet alone needs neither SciPy's LAPACK nor the baselines
+
         base = METHODS[name]
         if threshold is None:
             mask_rule = f"raw map > mean + {base.k:g}·std"

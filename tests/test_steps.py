@@ -7,7 +7,6 @@ Everything runs on the CPU; the real CUDA-graph capture is checked by the test m
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -24,19 +23,8 @@ from irstd.errors import InputError
 from irstd.losses import create_loss
 from irstd.models import create_model, load_model, save_weights
 from irstd.steps import EagerStep, GraphStep, make_step, prepare_optimizer, step_loss, train_step
-from irstd.train import TrainConfig, load_state, train
-from test_train import write_tiny_dataset
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny")
-
-
-def config(dataset: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(datasets=[str(dataset)], model="cgrinet_test", epochs=2, batch_size=4, crop=32, out=str(out), seed=3)
-    base.update(kw)
-    return TrainConfig(**base)
+from irstd.train import load_state, train
+from test_train import config, dataset  # noqa: F401 - the tiny dataset fixture and the run config of test_train
 
 
 def _batches(count, batch=4, size=32, seed=0):

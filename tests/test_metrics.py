@@ -473,7 +473,7 @@ def test_per_image_rows():
     assert [r["id"] for r in ev.per_image] == [f"img{k}" for k in range(5)]
     assert sum(r["targets"] for r in ev.per_image) == ev.summary()["targets"]
     assert sum(r["false_alarm_pixels"] for r in ev.per_image) == ev.summary()["false_alarm_pixels"]
-    assert ev.per_image[0]["height"], ev.per_image[0]["width"] == cases[0][1].shape
+    assert (ev.per_image[0]["height"], ev.per_image[0]["width"]) == cases[0][1].shape
     assert not _ours(cases, keep_per_image=False).per_image
 
 

@@ -11,13 +11,13 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from irstd import methods
-from irstd.baselines import lcm
+from irstd.baselines import ipi, lcm
 from irstd.cli import detect as cli_detect
 from irstd.cli.main import app
 from irstd.errors import InputError
-from irstd.io import write_image
+from irstd.io import to_float, write_image
 from irstd.methods import get_method
-from irstd.models import create_model, save_weights
+from irstd.models import create_model, load_model, predict, save_weights
 from irstd.synth import make_scene
 from irstd.tiles import check_tiling, map_tiled, tile_spans
 
@@ -80,12 +80,28 @@ def test_network_on_tiles(tmp_path):
     assert not np.array_equal(tiled.scores, whole.scores)  # tiles, not the frame
     big = get_method(f"cgrinet:{weights}", tile=256).run(image)  # one tile holds the frame
     np.testing.assert_array_equal(big.scores, whole.scores)
+    # By hand: 150 rows in tiles [0, 96) and [54, 150), cut at 75; 170 columns in [0, 96), [64, 160)
+    # and [74, 170), cut at 80 and 117.
+    model, x = load_model(weights), to_float(image)
+    want = np.empty(image.shape)
+    for y0, y1, ky0, ky1 in [(0, 96, 0, 75), (54, 150, 75, 150)]:
+        for x0, x1, kx0, kx1 in [(0, 96, 0, 80), (64, 160, 80, 117), (74, 170, 117, 170)]:
+            want[ky0:ky1, kx0:kx1] = predict(model, x[y0:y1, x0:x1])[ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0]
+    torch_tiled = get_method(f"cgrinet:{weights}", tile=96, overlap=32, engine="torch").run(image)
+    np.testing.assert_allclose(torch_tiled.scores, want, atol=1e-6)
+    np.testing.assert_allclose(tiled.scores, want, atol=1e-4)  # ONNX Runtime, the CPU default
 
 
-def test_ipi_on_tiles_keeps_the_shape():
+def test_ipi_on_tiles_equals_ipi_on_each_tile_pasted():
     image = np.round(make_scene(np.random.default_rng(3), 120, 150)[0] * 255)
     out = get_method("ipi", tile=80, overlap=20).run(image)
-    assert out.raw.shape == image.shape and np.isfinite(out.raw).all()
+    # By hand: rows [0, 80) and [40, 120) cut at 60; columns [0, 80), [60, 140), [70, 150) cut at 70, 105.
+    want = np.empty(image.shape)
+    for y0, y1, ky0, ky1 in [(0, 80, 0, 60), (40, 120, 60, 120)]:
+        for x0, x1, kx0, kx1 in [(0, 80, 0, 70), (60, 140, 70, 105), (70, 150, 105, 150)]:
+            want[ky0:ky1, kx0:kx1] = ipi(image[y0:y1, x0:x1])[ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0]
+    np.testing.assert_allclose(out.raw, want, rtol=0, atol=1e-9 * np.abs(want).max())
+    assert not np.allclose(out.raw, ipi(image), atol=1e-3 * np.abs(want).max())  # tiles, not the frame
 
 
 @pytest.mark.parametrize("tile, overlap, needle", [(63, 0, "--tile"), (64.5, 0, "--tile"), (64, 33, "--overlap"),

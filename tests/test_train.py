@@ -539,34 +539,61 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig) -> None:
+def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, weights_out: Path | None = None) -> None:
+    import irstd.train as train_module
+    from safetensors.torch import save_file
+
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    seen = {}
+    make_step = train_module.make_step
+
+    def spy(mode, net, *args, **kwargs):  # keeps this rank's model (rank 0 alone writes files)
+        seen["net"] = net
+        return make_step(mode, net, *args, **kwargs)
+
+    train_module.make_step = spy
     train(cfg)
+    if weights_out is not None:
+        state = seen["net"].module.state_dict()
+        save_file({k: v.contiguous() for k, v in state.items()}, str(weights_out / f"rank{rank}.safetensors"))
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="forks the test process (Linux)")
-def test_ddp_two_cpu_processes_gloo(dataset, tmp_path):
+def _ddp(cfg: TrainConfig, weights_out: Path) -> list[dict[str, torch.Tensor]]:
+    """Train ``cfg`` in two forked CPU processes (gloo); each rank's final model state."""
     import multiprocessing
     import socket
+
+    from safetensors.torch import load_file
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cfg = config(dataset, tmp_path / "ddp", epochs=1, batch_size=2, device="cpu")
     ctx = multiprocessing.get_context("fork")  # no re-import of torch: a few seconds
-    procs = [ctx.Process(target=_ddp_worker, args=(rank, 2, port, cfg)) for rank in range(2)]
+    procs = [ctx.Process(target=_ddp_worker, args=(rank, 2, port, cfg, weights_out)) for rank in range(2)]
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join(120)
     assert [proc.exitcode for proc in procs] == [0, 0]
+    return [load_file(str(weights_out / f"rank{r}.safetensors")) for r in (0, 1)]
+
+
+def _parameters(state: dict[str, torch.Tensor]) -> list[str]:
+    return [k for k in state if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks the test process (Linux)")
+def test_ddp_two_cpu_processes_gloo(dataset, tmp_path):
+    ranks = _ddp(config(dataset, tmp_path / "ddp", epochs=1, batch_size=2, device="cpu"), tmp_path)
     run = tmp_path / "ddp"
     assert (run / "last.safetensors").is_file() and len(metrics_rows(run)) == 1
     assert "world 2" in (run / "train.log").read_text()
     assert load_state(run / "state.safetensors")["world_size"] == 2
     assert float(metrics_rows(run)[0]["val_miou"]) >= 0  # rank 0 validated (not NaN)
+    # Both ranks end with the same parameters (gradients averaged); BatchNorm statistics stay per rank.
+    assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in _parameters(ranks[0]))
 
 
 @pytest.mark.slow

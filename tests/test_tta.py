@@ -17,6 +17,8 @@ from irstd.io import to_float, write_image
 from irstd.methods import get_method
 from irstd.models import create_model, load_model, predict, save_weights
 from irstd.synth import make_scene
+from irstd.targets import find_targets
+from irstd.tiles import map_tiled
 from irstd.tta import TTA_MODES, map_tta, tta_views
 
 
@@ -78,8 +80,18 @@ def test_network_method_averages_flipped_predictions(weights, image):
     assert not np.allclose(flip.scores, plain.scores, atol=1e-4)  # the tiny model is not flip invariant
     assert np.array_equal(flip.mask, flip.scores > 0.5)
     assert "mean over 4 flip views" in get_method(f"cgrinet:{weights}", tta="flip").score_rule
-    tiled = get_method(f"cgrinet:{weights}", tta="dihedral", tile=64, overlap=16).run(image)
-    assert tiled.scores.shape == image.shape and np.isfinite(tiled.scores).all()
+    tiled = get_method(f"cgrinet:{weights}", tta="dihedral", tile=64, overlap=16, engine="torch").run(image)
+    views = []  # by hand: the 8 symmetries, each tiled, mapped back
+    for transpose in (False, True):
+        for rows, cols in ((False, False), (True, False), (False, True), (True, True)):
+            v = x.T if transpose else x
+            v = v[::-1] if rows else v
+            v = v[:, ::-1] if cols else v
+            p = map_tiled(lambda t: predict(model, t), np.ascontiguousarray(v), 64, 16)
+            p = p[:, ::-1] if cols else p
+            p = p[::-1] if rows else p
+            views.append(p.T if transpose else p)
+    np.testing.assert_allclose(tiled.scores, np.mean(views, axis=0), atol=1e-6)
 
 
 def test_tta_only_for_networks_and_known_modes(weights):
@@ -99,11 +111,17 @@ def test_tta_only_for_networks_and_known_modes(weights):
 def test_cli_tta(tmp_path, weights, image):
     write_image(tmp_path / "a.png", image)
     runner = CliRunner()
+    scores = get_method(f"cgrinet:{weights}", tta="flip").run(image).scores  # averaged by hand in the test above
+    t = round(float(np.quantile(scores, 0.995)), 4)  # the untrained model: a threshold that finds a few targets
     result = runner.invoke(app, ["detect", str(tmp_path / "a.png"), "--weights", str(weights), "--tta", "flip",
-                                 "-f", "json"])
+                                 "--threshold", str(t), "-f", "json"])
     assert result.exit_code == 0, result.stderr
     (d,) = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert d["tta"] == "flip"
+    flip = get_method(f"cgrinet:{weights}", tta="flip", threshold=t).run(image)
+    want = find_targets(flip.mask, flip.scores)
+    assert len(d["targets"]) == len(want) > 0
+    assert [t["bbox"] for t in d["targets"]] == [t["bbox"] for t in want]
     bad = runner.invoke(app, ["detect", str(tmp_path / "a.png"), "--weights", str(weights), "--tta", "all"])
     assert bad.exit_code == 2 and "--tta: expected one of" in bad.stderr and "Traceback" not in bad.stderr
     bad = runner.invoke(app, ["detect", str(tmp_path / "a.png"), "--method", "ipi", "--tta", "flip"])

@@ -285,15 +285,50 @@ def test_mask_of_another_size_is_caught_before_any_work(data, tmp_path):
     assert result.exit_code == 3 and spy.calls == ["lcm"] * 3
 
 
-def test_cache_key_follows_the_code(monkeypatch, tmp_path):
+def test_cache_key_follows_one_byte_of_the_code(monkeypatch, tmp_path):
+    import shutil
+
     import irstd.compare as compare_module
 
     method = get_method("lcm")
-    key = method_key("lcm", method, threshold=None, bit_depth=None)
-    edited = tmp_path / "lcm.py"
-    edited.write_text("# edited\n")
-    monkeypatch.setattr(compare_module, "_code_files", lambda m: [edited])
-    assert method_key("lcm", method, threshold=None, bit_depth=None)["code_sha256"] != key["code_sha256"]
+    real = compare_module._code_files(method)
+    assert "lcm.py" in [f.name for f in real]
+    copies = []
+    for k, f in enumerate(real):  # the method's real source files, copied so one byte can change
+        copies.append(tmp_path / f"{k}_{f.name}")
+        shutil.copyfile(f, copies[-1])
+    monkeypatch.setattr(compare_module, "_code_files", lambda m: copies)
+    key = method_key("lcm", method, threshold=None, bit_depth=None)["code_sha256"]
+    assert key == method_key("lcm", get_method("lcm"), threshold=None, bit_depth=None)["code_sha256"]  # stable
+    lcm_copy = next(c for c in copies if c.name.endswith("_lcm.py"))
+    text = bytearray(lcm_copy.read_bytes())
+    text[-2] ^= 1  # one bit of one byte
+    lcm_copy.write_bytes(bytes(text))
+    assert method_key("lcm", method, threshold=None, bit_depth=None)["code_sha256"] != key
+
+
+def test_one_changed_image_alone_is_recomputed(data, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from irstd.io import read_image, write_image
+
+    _, ds, _ = data
+    copy = tmp_path / "ds"
+    shutil.copytree(ds, copy)
+    out = tmp_path / "out"
+    first = _invoke("--dataset", copy, "--split", "test", "--methods", "lcm", "--out", out)
+    assert first.exit_code == 0 and "lcm: 4 images (4 computed, 0 cached" in first.stderr
+    image_id = (copy / "splits" / "test.txt").read_text().split()[0]
+    path = next((copy / "images").glob(f"{image_id}.*"))
+    pixels = read_image(path).copy()
+    pixels[0, 0] = pixels[0, 0] ^ 1 if pixels.dtype.kind == "u" else pixels[0, 0] + 1  # one pixel, one bit
+    path.unlink()
+    write_image(path, pixels)
+    again = _invoke("--dataset", copy, "--split", "test", "--methods", "lcm", "--out", out)
+    assert again.exit_code == 0, again.stderr
+    assert "lcm: 4 images (1 computed, 3 cached" in again.stderr
 
 
 def test_latex_table_escapes_and_marks_the_best():

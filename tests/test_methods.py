@@ -178,3 +178,34 @@ def test_run_method_errors(tmp_path, scene):
         list(run_method(method, [bad]))
     with pytest.raises(InputError, match="--workers"):
         list(run_method(method, [image], workers=0))
+
+
+@pytest.mark.data
+def test_packaged_weights_reproduce_the_model_cards_sirst_figures():
+    """docs/model_card.md: SIRST dnanet_50_50/test (213 images, Misc_111 skipped) IoU 74.66, nIoU 73.67,
+    Pd 94.27, Fa 18.48 ×10⁻⁶ at probability > 0.5, on the CPU engine (ONNX Runtime)."""
+    import os
+    from pathlib import Path
+
+    from irstd.data import open_dataset
+    from irstd.errors import InputError
+    from irstd.metrics import Evaluator
+
+    root = Path(os.environ.get("IRSTD_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")) / "SIRST"
+    if not (root / "splits" / "dnanet_50_50" / "test.txt").is_file():
+        pytest.skip(f"SIRST not found under {root} (set IRSTD_DATA; the README says where to get it)")
+    dataset = open_dataset(root)
+    method = get_method("cgrinet", device="cpu")
+    evaluator = Evaluator(threshold=0.5, sweep=None, keep_per_image=False)
+    skipped = []
+    for image_id in dataset.ids("dnanet_50_50/test"):
+        try:
+            image, mask = dataset.read_pair(image_id)
+        except InputError:
+            skipped.append(image_id)
+            continue
+        evaluator.update(method.run(image).scores, mask, image_id=image_id)
+    s = evaluator.summary()
+    assert skipped == ["Misc_111"]
+    assert (round(s["miou"] * 100, 2), round(s["niou"] * 100, 2), round(s["pd"] * 100, 2), round(s["fa"] * 1e6, 2)) == (
+        74.66, 73.67, 94.27, 18.48)

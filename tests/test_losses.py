@@ -27,7 +27,7 @@ def test_names():
         create_loss("l1")
 
 
-@pytest.mark.parametrize("name", ["iou", "dice", "focal", "bce", "iou+dice", "iou+focal", "unite"])
+@pytest.mark.parametrize("name", list_losses())
 def test_perfect_and_wrong_predictions(name):
     t = _target()
     loss = create_loss(name)

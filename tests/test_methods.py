@@ -28,7 +28,17 @@ def weights(tmp_path_factory):
     return save_weights(create_model("cgrinet_test"), path)
 
 
-@pytest.mark.parametrize("name", ["lcm", "ipi", "nram"])
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_runs_on_a_frame(scene, name):
+    image, _ = scene
+    out = get_method(name).run(image)
+    assert out.scores.shape == out.mask.shape == image.shape
+    assert out.scores.dtype == np.float64 and out.mask.dtype == np.bool_
+    assert np.isfinite(out.scores).all() and 0 <= out.scores.min() and out.scores.max() <= 1
+    assert out.seconds >= 0
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
 def test_classical_matches_baseline_functions(scene, name):
     image, _ = scene
     method = get_method(name)

@@ -55,6 +55,25 @@ def test_registry_names():
         create_model("nope")
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_every_variant_trains_predicts_and_round_trips(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name)
+    x = torch.rand(2, 1, 64, 96)
+    outputs = model.train()(x)
+    assert isinstance(outputs, list) and all(o.shape == (2, 1, 64, 96) for o in outputs)
+    sum(o.mean() for o in outputs).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.eval()
+    with torch.no_grad():
+        final = model(x)
+    assert final.shape == (2, 1, 64, 96) and torch.isfinite(final).all()
+    again = load_model(save_weights(model, tmp_path / f"{name}.safetensors"))
+    with torch.no_grad():
+        assert torch.equal(again(x), final)
+    assert again.model_name == name
+
+
 @pytest.mark.parametrize("in_chans", [1, 3])
 @pytest.mark.parametrize("size", [(64, 64), (96, 96), (128, 128), (64, 96)])
 def test_shapes_train_and_eval(in_chans, size):

@@ -37,3 +37,29 @@ def test_usage_error_from_the_installed_command():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "--threshold" in proc.stderr
+
+
+def test_readme_from_python_example_runs(tmp_path, monkeypatch):
+    """The README's "From Python" block, run as written on a synthetic frame."""
+    import re
+    from pathlib import Path
+
+    import numpy as np
+
+    from irstd.io import write_image
+    from irstd.synth import make_scene
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## From Python\n\n```python\n(.*?)```", readme, re.S).group(1)
+    scene, _ = make_scene(np.random.default_rng(1), 128, 160)
+    write_image(tmp_path / "frame.png", np.round(scene * 255).astype(np.uint8))
+    monkeypatch.chdir(tmp_path)
+    printed = []
+    exec(compile(block, "README.md", "exec"), {"print": lambda *a: printed.append(a)})
+    assert printed and all(len(row) == 3 and {"x", "y"} <= set(row[0]) for row in printed)
+
+
+def test_import_irstd_is_light():
+    code = "import sys, irstd; print(sorted(m for m in ('torch', 'timm', 'scipy', 'onnxruntime') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stderr

@@ -175,9 +175,7 @@ def _code_files(method) -> list[Path]:
         own = Path(sys.modules[METHODS[method.name].fn.__module__].__file__)
         files += [own, base / "segment.py", *sorted(base.glob("_*.py"))]
     else:
-        import irstd.models
-
-        files += sorted(Path(irstd.models.__file__).parent.glob("*.py"))
+        files += sorted((pkg / "models").glob("*.py"))  # by path: hashing them needs no torch import
         files.append(pkg / "io.py")  # to_float: the network's input mapping
         if getattr(method, "engine", "torch") == "onnx":
             files.append(pkg / "onnx_runtime.py")

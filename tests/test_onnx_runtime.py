@@ -198,14 +198,21 @@ def test_device_cuda_without_a_gpu_is_one_line_exit_2(weights, image, tmp_path):
     assert result.stderr.strip() == "irstd: error: --device cuda: no CUDA GPU is available here (use --device auto or cpu)"
 
 
-def test_detect_on_the_cpu_imports_no_torch(image, tmp_path):
-    path = write_image(tmp_path / "frame.png", image)
+@pytest.mark.parametrize("command", ["detect", "evaluate", "compare"])
+def test_cgrinet_on_the_cpu_imports_no_torch(command, tmp_path):
+    from irstd.synth import write_dataset
+
+    write_dataset(tmp_path / "ds", count=2, size=(64, 80), seed=1)
+    args = {
+        "detect": ["detect", str(tmp_path / "ds" / "images"), "-f", "json"],
+        "evaluate": ["evaluate", "--method", "cgrinet", "--dataset", str(tmp_path / "ds"), "--split", "test", "--json"],
+        "compare": ["compare", "--methods", "cgrinet", "--dataset", str(tmp_path / "ds"), "--split", "test",
+                    "--out", str(tmp_path / "cmp")],
+    }[command]
     code = ("import atexit, sys; atexit.register(lambda: print('torch' in sys.modules, 'timm' in sys.modules, file=sys.stderr)); "
-            f"sys.argv = ['irstd', 'detect', {str(path)!r}, '-f', 'json', '--device', 'cpu']; "
-            "from irstd.cli.main import main; main()")
+            f"sys.argv = ['irstd', *{args!r}, '--device', 'cpu']; from irstd.cli.main import main; main()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[0])["method"] == "cgrinet"
     assert result.stderr.strip().splitlines()[-1] == "False False"
 
 

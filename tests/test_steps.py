@@ -72,6 +72,7 @@ def test_graph_step_bookkeeping_matches_the_plain_step():
     assert grads and max(float((g - h).abs().max()) for g, h in grads) < 1e-5
 
 
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled")  # no GPU here: the scaler disables itself
 def test_make_step_falls_back_to_eager_where_it_cannot_capture(monkeypatch):
     model, optimizer = _model_and_optimizer()
     loss_fn = create_loss("unite")

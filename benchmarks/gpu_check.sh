@@ -27,7 +27,8 @@ run() {  # run NAME CMD...: output to OUT/NAME.txt, a line per step on stdout
   echo "$name: exit $? in $((SECONDS - start)) s"
 }
 [ -n "$QUICK" ] || run install $PY -m pip install --no-deps --no-build-isolation -e .
-run pytest $PY -m pytest -q -x tests/test_steps.py tests/test_onnx_runtime.py tests/test_sampling.py
+run pytest_steps $PY -m pytest -q -rs tests/test_steps.py tests/test_sampling.py   # the CUDA-graph tests run here
+run pytest_engines $PY -m pytest -q -rs tests/test_onnx_runtime.py tests/test_methods.py
 run train_speed $PY benchmarks/train_speed.py --device $DEVICE --variants $VARIANTS --batch-sizes $BATCHES \
     --steps $STEPS --epoch-check "$DATA"
 if [ -z "$QUICK" ]; then

@@ -7,7 +7,7 @@ Paths, all on the same randomly initialised weights (speed does not depend on th
   compiled       torch.compile(model) under inference_mode   (--compile; slow to warm up)
   onnxruntime    irstd.onnx_runtime: the model exported by torch.onnx (TorchScript exporter, opset
                  17), run by ONNX Runtime's CPU provider on the same threads, as `--engine onnx`
-                 runs it (--onnx; needs the optional `pip install 'irstd[onnx]'`; timed last)
+                 runs it (--onnx; timed last)
 
 Every path is checked against eager (max |difference| of the logits is printed), and the ratio to
 eager is measured in the same run, so the figures hold on a noisy machine.

@@ -29,7 +29,7 @@ __all__ = ["OnnxModel", "export_onnx", "open_session", "onnx_cache_dir"]
 
 #: Changes when what an exported file holds changes (its name carries it, so old files are not read).
 CACHE_FORMAT = "onnx1"
-INSTALL_HINT = "--engine onnx needs ONNX Runtime and the onnx package: pip install onnx onnxruntime"
+INSTALL_HINT = "ONNX Runtime (a dependency of irstd) is missing: pip install onnx onnxruntime"
 
 
 def onnx_cache_dir() -> Path:

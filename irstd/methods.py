@@ -57,6 +57,7 @@ __all__ = [
     "WEIGHTS_DIR",
     "ClassicalMethod",
     "cuda_available",
+    "packaged_weights",
     "resolve_engine",
     "Method",
     "MethodOutput",
@@ -79,6 +80,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: The preferred packaged file when the folder holds more than one.
 DEFAULT_WEIGHTS_NAME = "cgrinet_sirst.safetensors"
+#: The paper model (full ``cgrinet``, trained on a GPU, float16 storage) when packaged.
+PAPER_WEIGHTS_NAME = "cgrinet_paper.safetensors"
+#: Names of packaged weights accepted wherever a model file is (``--weights paper``, ``cgrinet:paper``).
+PACKAGED_NAMES = {"packaged": DEFAULT_WEIGHTS_NAME, "paper": PAPER_WEIGHTS_NAME}
 
 
 @dataclass
@@ -161,6 +166,25 @@ def default_weights() -> Path | None:
             f"name the default one {DEFAULT_WEIGHTS_NAME}"
         )
     return files[0]
+
+
+def packaged_weights(name: str) -> Path:
+    """The packaged weights called ``name`` (:data:`PACKAGED_NAMES`: ``packaged``, ``paper``).
+
+    Raises
+    ------
+    InputError
+        Unknown name, or weights of that name not shipped with this installation.
+    """
+    if name not in PACKAGED_NAMES:
+        raise InputError(f"{name}: not a packaged weights name (known: {', '.join(PACKAGED_NAMES)})")
+    path = default_weights() if name == "packaged" else WEIGHTS_DIR / PACKAGED_NAMES[name]
+    if path is None or not path.is_file():
+        raise InputError(
+            f"{name}: this installation holds no {name} weights ({WEIGHTS_DIR / PACKAGED_NAMES[name]}); "
+            "pass a weights file instead"
+        )
+    return path
 
 
 def list_methods() -> list[str]:
@@ -387,8 +411,9 @@ def get_method(
     Parameters
     ----------
     spec : str
-        ``lcm``, ``ipi``, ``nram``, ``cgrinet`` (the packaged weights, :func:`default_weights`)
-        or ``cgrinet:FILE`` (an irstd model file written by :func:`irstd.models.save_weights`).
+        ``lcm``, ``ipi``, ``nram``, ``cgrinet`` (the packaged weights, :func:`default_weights`),
+        ``cgrinet:paper`` (the packaged paper model, :func:`packaged_weights`) or
+        ``cgrinet:FILE`` (an irstd model file written by :func:`irstd.models.save_weights`).
     threshold : float, optional
         Mask threshold on ``scores`` (in [0, 1]). CgriNet: 0.5 by default. Classical methods:
         by default their own rule ``raw > mean + k·std``; with a threshold, ``min–max score >
@@ -468,8 +493,8 @@ def get_method(
         if sep:
             if not file:
                 raise InputError("--method cgrinet:FILE: the file name is missing")
-            weights = Path(file)
-            label = f"cgrinet:{weights.stem}"
+            weights = packaged_weights(file) if file in PACKAGED_NAMES else Path(file)
+            label = f"cgrinet:{file if file in PACKAGED_NAMES else weights.stem}"
         else:
             weights = default_weights()
             if weights is None:

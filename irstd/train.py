@@ -1237,16 +1237,17 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
 
 
 def _resolve_model_file(path: str | None, option: str) -> str | None:
-    """Absolute path of a model file option; ``packaged`` names the weights shipped with irstd."""
+    """Absolute path of a model file option; ``packaged`` and ``paper`` name weights shipped with
+    irstd (:func:`irstd.methods.packaged_weights`)."""
     if not path:
         return None
-    if path == "packaged":
-        from irstd.methods import default_weights
+    from irstd.methods import PACKAGED_NAMES, packaged_weights
 
-        packaged = default_weights()
-        if packaged is None:
-            raise InputError(f"{option} packaged: this installation holds no packaged weights")
-        return str(packaged)
+    if path in PACKAGED_NAMES:
+        try:
+            return str(packaged_weights(path))
+        except InputError as exc:
+            raise InputError(f"{option} {exc}") from None
     return str(Path(path).resolve())
 
 

@@ -219,3 +219,41 @@ def test_packaged_weights_reproduce_the_model_cards_sirst_figures():
     assert skipped == ["Misc_111"]
     assert (round(s["miou"] * 100, 2), round(s["niou"] * 100, 2), round(s["pd"] * 100, 2), round(s["fa"] * 1e6, 2)) == (
         74.66, 73.67, 94.27, 18.48)
+
+
+def test_paper_weights_by_name(tmp_path, monkeypatch):
+    """``--weights paper`` / ``cgrinet:paper``: the packaged paper model, float16 storage (a tiny stand-in here)."""
+    from typer.testing import CliRunner
+
+    from irstd.cli.main import app
+    from irstd.models.weights import main as rewrite
+
+    with pytest.raises(InputError, match="no paper weights"):
+        get_method("cgrinet:paper")  # not shipped yet in this installation
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.manual_seed(0)
+    full = save_weights(create_model("cgrinet_test"), tmp_path / "full.safetensors", {"input_range": "auto"})
+    rewrite([str(full), str(folder / methods.PAPER_WEIGHTS_NAME), "--float16"])
+    (folder / methods.DEFAULT_WEIGHTS_NAME).write_bytes(methods.default_weights().read_bytes())
+    monkeypatch.setattr(methods, "WEIGHTS_DIR", folder)
+    method = get_method("cgrinet:paper", engine="torch", device="cpu")
+    assert method.name == "cgrinet:paper" and method.weights == folder / methods.PAPER_WEIGHTS_NAME
+    assert get_method("cgrinet", device="cpu").weights == folder / methods.DEFAULT_WEIGHTS_NAME  # the default stays
+    image = np.round(make_scene(np.random.default_rng(2), 64, 80)[0] * 255).astype(np.uint8)
+    expected = predict(load_model(full), to_float(image))
+    np.testing.assert_allclose(method.run(image).scores, expected, atol=0.02)  # float16-rounded weights
+    write_image(tmp_path / "frame.png", image)
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "frame.png"), "--weights", "paper", "-f", "json",
+                                      "--engine", "torch"])
+    assert result.exit_code == 0, result.stderr
+    assert '"method": "cgrinet:paper"' in result.stdout
+
+
+def test_packaged_paper_weights_load_when_shipped():
+    path = methods.WEIGHTS_DIR / methods.PAPER_WEIGHTS_NAME
+    if not path.is_file():
+        pytest.skip(f"{path.name} is not packaged yet (trained on a GPU: issue 19)")
+    assert path.stat().st_size <= 50 * 2**20
+    model = load_model(path)
+    assert model.model_name == "cgrinet" and model.weights_metadata.get("storage_dtype") == "float16"

@@ -514,3 +514,29 @@ def test_cgrinet_class_directly_is_saveable(tmp_path):
     x = torch.rand(1, 1, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
+    from irstd.models.weights import main as rewrite
+
+    torch.manual_seed(0)
+    model = create_model("cgrinet_tiny").eval()
+    full = save_weights(model, tmp_path / "full.safetensors", {"epoch": "3"})
+    assert rewrite([str(full), str(tmp_path / "half.safetensors"), "--float16"]) == 0
+    half = tmp_path / "half.safetensors"
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    loaded = load_model(half)
+    meta = read_weights_metadata(half)
+    assert meta["storage_dtype"] == "float16" and meta["epoch"] == "3"
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    state, original = loaded.state_dict(), model.state_dict()
+    for k, v in original.items():
+        if k.startswith("input_") or not v.is_floating_point():
+            assert torch.equal(state[k], v), k  # the normalisation stays exact
+        else:
+            assert torch.equal(state[k], v.half().float()), k
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        assert float((loaded(x) - model(x)).abs().max()) < 0.05
+    with pytest.raises(SystemExit):
+        rewrite([str(full), str(half), "--float16"])  # never replaces a file

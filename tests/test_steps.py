@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import irstd.train as train_module
+from irstd import methods
 from irstd.cli.main import app
 from irstd.distill import Teachers, load_teachers
 from irstd.errors import InputError
@@ -194,6 +195,9 @@ def test_cli_teacher_packaged_and_bad_teacher(dataset, tmp_path):
     assert result.exit_code == 2 and "missing.safetensors" in result.output
     result = runner.invoke(app, [*base, "--distill-weight", "-1", "--out", str(tmp_path / "neg")])
     assert result.exit_code == 2 and "--distill-weight" in result.output
+    if not (methods.WEIGHTS_DIR / methods.PAPER_WEIGHTS_NAME).is_file():
+        result = runner.invoke(app, [*base, "--teacher", "paper", "--out", str(tmp_path / "paper")])
+        assert result.exit_code == 2 and "--teacher paper: this installation holds no paper weights" in result.output
 
 
 # --- the GPU data path, EMA from scratch, state interval --------------------------------------------

@@ -38,7 +38,8 @@ __all__ = ["save_weights", "load_model", "read_weights_metadata", "load_backbone
 _RESERVED = ("format", "model", "model_args", "irstd_version")
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
+                 dtype: torch.dtype | None = None) -> Path:
     """Write a model's weights and construction arguments to a safetensors file, atomically.
 
     Parameters
@@ -51,6 +52,10 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
     metadata : dict, optional
         Extra metadata (epoch, dataset ...). Strings are stored as they are, other values as
         JSON. The keys ``format``, ``model``, ``model_args``, ``irstd_version`` are reserved.
+    dtype : torch.dtype, optional
+        Storage type of the floating-point tensors, e.g. ``torch.float16`` (half the file; the
+        paper model's packaged file); :func:`load_model` casts them back to the model's float32.
+        Recorded as ``storage_dtype``. Default: as they are.
 
     Returns
     -------
@@ -72,7 +77,11 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
         model_args=json.dumps(args),
         irstd_version=__version__,
     )
+    if dtype is not None:
+        meta["storage_dtype"] = str(dtype).removeprefix("torch.")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:  # the input normalisation stays float32 (two numbers, used on every pixel)
+        tensors = {k: v.to(dtype) if v.is_floating_point() and not k.startswith("input_") else v for k, v in tensors.items()}
     write_bytes(path, _safetensors_bytes(tensors, metadata=meta))
     return path
 
@@ -214,3 +223,26 @@ def load_backbone_weights(encoder: nn.Module, path: str | os.PathLike) -> None:
         except Exception as exc:  # noqa: BLE001
             raise InputError(f"{path}: cannot adapt the first convolution {key} ({exc})") from None
     _load_state(encoder, state, path, what=f"encoder {getattr(encoder, 'pretrained_cfg', {}).get('architecture', '')}".strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m irstd.models.weights IN OUT [--float16]``: rewrite a model file (e.g. in float16
+    storage, as the packaged paper model is), keeping its metadata; never replaces OUT."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Rewrite an irstd model file, optionally in float16 storage.")
+    parser.add_argument("source")
+    parser.add_argument("target")
+    parser.add_argument("--float16", action="store_true", help="store the floating-point tensors as float16")
+    args = parser.parse_args(argv)
+    if Path(args.target).exists():
+        parser.exit(2, f"irstd: error: {args.target}: exists (choose another name)\n")
+    model = load_model(args.source)
+    meta = {k: v for k, v in model.weights_metadata.items() if k not in (*_RESERVED, "storage_dtype")}
+    save_weights(model, args.target, meta, dtype=torch.float16 if args.float16 else None)
+    print(args.target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -226,7 +226,7 @@ def load_backbone_weights(encoder: nn.Module, path: str | os.PathLike) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m irstd.models.weights IN OUT [--float16]``: rewrite a model file (e.g. in float16
+    """``python -m irstd.models IN OUT [--float16]``: rewrite a model file (e.g. in float16
     storage, as the packaged paper model is), keeping its metadata; never replaces OUT."""
     import argparse
 

@@ -306,3 +306,20 @@ def test_teacher_tta_averages_the_views_mapped_back(tmp_path):
     assert torch.allclose(dihedral, transposed.transpose(-1, -2), atol=1e-6)  # invariant to the symmetries
     with pytest.raises(InputError, match="--tta"):
         Teachers([model], tta="rotate")
+
+
+def test_imagenet_backbone_offline_machine_fails_at_once(tmp_path, monkeypatch):
+    import socket
+
+    from huggingface_hub import constants
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(InputError, match="does not resolve") as info:
+        create_model("cgrinet", pretrained_backbone="imagenet")
+    assert "\n" not in str(info.value) and str(tmp_path / "empty") in str(info.value)
+    assert constants.HF_HUB_OFFLINE is False  # restored

@@ -316,31 +316,59 @@ def imagenet_encoder(encoder: str, encoder_args: dict[str, Any], levels: Sequenc
     """A timm ``features_only`` encoder with timm's ImageNet weights, found the way timm finds them.
 
     timm reads the weights of its default pretrained tag (``res2net50d.in1k``) from the Hugging
-    Face cache (``HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``) or downloads them there
-    when the machine is online (``HF_HUB_OFFLINE=1`` forbids it); with ``in_chans=1`` timm sums
-    the RGB filters of the first convolution.
+    Face cache (``HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``); when they are not there
+    and the machine is online (not ``HF_HUB_OFFLINE=1``, the hub's host resolves), it downloads
+    them into it. With ``in_chans=1`` timm sums the RGB filters of the first convolution.
 
     Raises
     ------
     InputError
         A narrowed encoder (``encoder_args``: the ImageNet weights fit the full width only), or
-        weights neither cached nor downloadable.
+        weights neither cached nor downloadable (one line, at once when the host does not resolve).
     """
+    import logging
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
     if encoder_args:
         raise InputError(
             f"--pretrained-backbone {IMAGENET}: timm's ImageNet weights fit the full {encoder} encoder, "
             f"not one narrowed by {encoder_args} (use the model cgrinet, or pass a weight file)"
         )
-    try:
-        return timm.create_model(encoder, pretrained=True, features_only=True, out_indices=tuple(levels), in_chans=in_chans)
-    except Exception as exc:  # noqa: BLE001 - hub, network and file errors all mean "no weights"
-        from huggingface_hub import constants
 
+    def build(offline: bool) -> nn.Module:
+        hub_log = logging.getLogger("huggingface_hub")
+        saved = constants.HF_HUB_OFFLINE, hub_log.level
+        constants.HF_HUB_OFFLINE = offline or saved[0]
+        hub_log.setLevel(logging.ERROR)  # its retry warnings would break the one-line error
+        try:
+            return timm.create_model(encoder, pretrained=True, features_only=True, out_indices=tuple(levels), in_chans=in_chans)
+        finally:
+            constants.HF_HUB_OFFLINE, _ = saved
+            hub_log.setLevel(saved[1])
+
+    def fail(reason: str) -> InputError:
+        return InputError(f"--pretrained-backbone {IMAGENET}: timm found no {encoder} ImageNet weights in its cache "
+                          f"({constants.HF_HUB_CACHE}) and {reason}")
+
+    try:
+        return build(offline=True)  # the cache first: no network round trip when the file is there
+    except Exception:  # noqa: BLE001 - hub and file errors all mean "not cached"
+        pass
+    if constants.HF_HUB_OFFLINE:
+        raise fail("HF_HUB_OFFLINE forbids a download") from None
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:
+        raise fail(f"cannot download them ({host} does not resolve: {exc.strerror or exc})") from None
+    try:
+        return build(offline=False)
+    except Exception as exc:  # noqa: BLE001 - network and hub errors all mean "no weights"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(
-            f"--pretrained-backbone {IMAGENET}: timm found no {encoder} ImageNet weights in its cache "
-            f"({constants.HF_HUB_CACHE}) and could not download them ({type(exc).__name__}: {first[:160]})"
-        ) from None
+        raise fail(f"could not download them ({type(exc).__name__}: {first[:160]})") from None
 
 
 class CgriNet(nn.Module):

@@ -72,7 +72,7 @@ __all__ = [
 CLASSICAL = ("lcm", "ipi", "nram")
 #: What runs CgriNet (:func:`get_method`): ``auto`` is PyTorch on a CUDA device, ONNX Runtime on the CPU.
 ENGINES = ("auto", "torch", "onnx")
-#: Frames per batch of CgriNet on a CUDA device (frames of one size are grouped; :func:`run_method`).
+#: Frames per batch of CgriNet on a CUDA device (frames of one padded size are grouped; :func:`run_method`).
 CUDA_BATCH = 16
 
 #: Where packaged CgriNet weights live: ``irstd/weights/*.safetensors`` inside the package.
@@ -294,7 +294,7 @@ class NetworkMethod(Method):
     bit_depth: int | None = None
     input_range: str = "bits"
     engine: str = "torch"
-    #: Frames of one size run together (PyTorch engine, without tiles or tta): :meth:`run_batch`.
+    #: Frames of one padded size run together (PyTorch engine, without tiles or tta): :meth:`run_batch`.
     batch_size: int = 1
     _model: Any = field(default=None, init=False, repr=False, compare=False)
     _onnx: Any = field(default=None, init=False, repr=False, compare=False)
@@ -357,11 +357,15 @@ class NetworkMethod(Method):
         return MethodOutput(scores=probs.astype(np.float64), mask=mask, raw=None, seconds=seconds)
 
     def run_batch(self, images: list[np.ndarray]) -> list[MethodOutput]:
-        """:meth:`run` on several images; frames of one shape go through the network together.
+        """:meth:`run` on several images; frames of one padded size go through the network together.
 
-        Batches are formed only by the PyTorch engine without tiles or test-time augmentation
-        (otherwise one image at a time); each output's ``seconds`` is its share of its batch.
-        The probabilities equal one-at-a-time runs within float tolerance.
+        The network pads every frame at the bottom and right to multiples of its stride (32)
+        with its input mean; frames whose padded sizes agree are stacked so padded, in batches of
+        at most ``batch_size`` frames of 256² worth of pixels (``batch_size`` frames of 256×256,
+        fewer of bigger ones), and each output is cropped back: the probabilities equal
+        one-at-a-time runs within float tolerance. Only the PyTorch engine without tiles or
+        test-time augmentation batches (otherwise one image at a time). Each output's
+        ``seconds`` is its share of its batch.
         """
         if self.engine != "torch" or self.tile is not None or self.tta != "none" or len(images) < 2:
             return [self.run(image) for image in images]
@@ -370,21 +374,32 @@ class NetworkMethod(Method):
         from irstd.io import to_float
         from irstd.metrics import threshold_scores
         from irstd.models import predict_batch
+        from irstd.models.cgrinet import STRIDE
 
         images = [_check_image(image) for image in images]
         model = self.model()
+        mean = model.input_mean.detach().cpu().reshape(1, -1, 1, 1)
         outputs: list[MethodOutput | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for k, image in enumerate(images):
-            groups.setdefault(image.shape, []).append(k)
-        for members in groups.values():
-            start = time.perf_counter()
-            x = torch.from_numpy(np.stack([to_float(images[k], self.bit_depth, self.input_range) for k in members]))
-            probs = predict_batch(model, x)[:, 0].float().cpu().numpy()
-            seconds = (time.perf_counter() - start) / len(members)
-            for k, p in zip(members, probs):
-                outputs[k] = MethodOutput(scores=p.astype(np.float64), mask=threshold_scores(p, self.threshold), raw=None,
-                                          seconds=seconds)
+            h, w = image.shape
+            groups.setdefault((-(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE), []).append(k)
+        for (hp, wp), members in groups.items():
+            per_batch = max(1, min(self.batch_size, self.batch_size * 256 * 256 // (hp * wp)))
+            for first in range(0, len(members), per_batch):
+                chunk = members[first : first + per_batch]
+                start = time.perf_counter()
+                x = mean.expand(len(chunk), -1, hp, wp).clone()
+                for row, k in enumerate(chunk):
+                    h, w = images[k].shape
+                    x[row, :, :h, :w] = torch.from_numpy(to_float(images[k], self.bit_depth, self.input_range))
+                probs = predict_batch(model, x)[:, 0].float().cpu().numpy()
+                seconds = (time.perf_counter() - start) / len(chunk)
+                for row, k in enumerate(chunk):
+                    h, w = images[k].shape
+                    p = np.ascontiguousarray(probs[row, :h, :w])
+                    outputs[k] = MethodOutput(scores=p.astype(np.float64), mask=threshold_scores(p, self.threshold),
+                                              raw=None, seconds=seconds)
         return outputs
 
     def __getstate__(self):  # a pickled method reloads its model in the worker
@@ -431,7 +446,7 @@ def get_method(
         (and ``auto`` for 16-bit data of unstated bit depth) suits raw camera frames whose
         counts fill only part of the 16-bit range. Classical methods ignore it.
     engine : {"auto", "torch", "onnx"}, optional
-        What runs CgriNet: ``auto`` (default) is PyTorch on a CUDA device (frames of one size
+        What runs CgriNet: ``auto`` (default) is PyTorch on a CUDA device (frames of one padded size
         in batches of :data:`CUDA_BATCH`) and ONNX Runtime on the CPU
         (:mod:`irstd.onnx_runtime`: about 2x PyTorch's speed there, and no PyTorch import for
         the packaged weights, whose ONNX graph ships with them). Classical methods ignore it.
@@ -567,9 +582,10 @@ def _run_one(method: Method, item, capture: bool, gray: str = "auto"):
 
 
 def _run_batched(method: NetworkMethod, items: Iterable, capture: bool, gray: str):
-    """:func:`run_method` for a network method with ``batch_size > 1``: read ``batch_size``
+    """:func:`run_method` for a network method with ``batch_size > 1``: read ``4 × batch_size``
     items, run the readable ones together (:meth:`NetworkMethod.run_batch`), yield in order."""
     it = iter(items)
+    window = 4 * method.batch_size  # read ahead, so that frames of one padded size meet
     while True:
         chunk = []
         for item in it:
@@ -579,7 +595,7 @@ def _run_batched(method: NetworkMethod, items: Iterable, capture: bool, gray: st
                 if not capture:
                     raise
                 chunk.append(exc)
-            if len(chunk) == method.batch_size:
+            if len(chunk) == window:
                 break
         if not chunk:
             return

@@ -223,8 +223,8 @@ def test_batched_runs_equal_one_at_a_time(weights):
     from irstd.methods import run_method
 
     rng = np.random.default_rng(4)
-    frames = [np.round(make_scene(rng, h, w)[0] * 255).astype(np.uint8) for h, w in
-              [(64, 80), (64, 80), (75, 101), (64, 80), (75, 101), (64, 80), (40, 40)]]
+    frames = [np.round(make_scene(rng, h, w)[0] * 255).astype(np.uint8) for h, w in  # (60, 70): padded as (64, 80)
+              [(64, 80), (60, 70), (75, 101), (64, 80), (75, 101), (64, 80), (40, 40), (33, 64), (62, 93)]]
     items = [*frames[:3], InputError("broken.png: cannot read"), *frames[3:]]
     single = get_method(f"cgrinet:{weights}", engine="torch", device="cpu")
     batched = replace(single, batch_size=3)

@@ -33,6 +33,7 @@ run train_speed $PY benchmarks/train_speed.py --device $DEVICE --variants $VARIA
     --steps $STEPS --epoch-check "$DATA"
 if [ -z "$QUICK" ]; then
   run infer_speed $PY benchmarks/infer_speed.py --device cuda --variants packaged cgrinet --repeats $REPEATS
+  run infer_sirst $PY benchmarks/infer_speed.py --device cuda --dataset "$DATA"
 fi
 run evaluate $PY -m irstd.cli.main evaluate --method cgrinet --device $DEVICE --dataset "$DATA" \
     --split dnanet_50_50/test --skip-errors

@@ -120,23 +120,33 @@ def test_optimizer_state_moves_between_step_kinds():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CUDA-graph capture)")
 @pytest.mark.parametrize("amp", [False, True])
-def test_cuda_graph_step_equals_the_eager_step(amp):
+def test_cuda_graph_step_equals_the_eager_step(amp, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     device = torch.device("cuda")
     batches = [(x.to(device), y.to(device)) for x, y in _batches(8)]
     loss_fn = create_loss("unite")
-    models = []
+    runs = []
     for mode in ("eager", "graph"):
         model, optimizer = _model_and_optimizer()
         model.to(device)
+        start = {k: v.detach().clone() for k, v in model.state_dict().items()}
         step, note = make_step(mode, model, loss_fn, optimizer, device, amp=amp)
         assert note is None and step.kind == mode
         losses = [float(step(x, y, 1e-3)) for x, y in batches]
-        models.append((model, losses))
-    (a, la), (b, lb) = models
+        runs.append((model.state_dict(), losses))
+    (a, la), (b, lb) = runs
+    assert step.graph is not None and not step.failed  # the last 4 full batches were replays
     tol = 2e-2 if amp else 1e-4
-    assert np.allclose(la, lb, rtol=tol, atol=tol)
-    sa, sb = a.state_dict(), b.state_dict()
-    assert max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa) < tol * 10
+    np.testing.assert_allclose(lb, la, rtol=tol, atol=tol)
+    keys = [k for k in a if a[k].is_floating_point()]
+
+    def norm(x, y):
+        return sum(float((x[k].float() - y[k].float()).norm()) for k in keys)
+
+    # Adam's first steps are about lr in size whatever the gradient: compare the two runs' distance
+    # with how far they moved, not element by element.
+    assert norm(a, b) < (0.1 if amp else 0.01) * norm(a, start)
 
 
 # --- distillation ------------------------------------------------------------------------------

@@ -216,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists() and not args.overwrite:
         parser.exit(2, f"irstd: error: {out}: exists (pass --overwrite to replace it)\n")
     export_onnx(load_model(args.weights), out, weights_sha256=sha256_file(args.weights))
-    print(out)
     return 0
 
 

@@ -240,7 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.source)
     meta = {k: v for k, v in model.weights_metadata.items() if k not in (*_RESERVED, "storage_dtype")}
     save_weights(model, args.target, meta, dtype=torch.float16 if args.float16 else None)
-    print(args.target)
     return 0
 
 

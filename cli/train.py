@@ -99,7 +99,7 @@ def train(
     ema: Optional[float] = typer.Option(None, "--ema", help="Exponential moving average of the weights with this decay (e.g. 0.999); validation and saved weights use it; from scratch it warms up over the first steps (default: none)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="Loss on every side output (default: unite = 2·IoU + 7·BCE)."),
     ablation: Optional[list[str]] = typer.Option(None, "--ablation", help="Model override key=value (repeatable), e.g. use_cgm=false."),
-    teacher: Optional[list[str]] = typer.Option(None, "--teacher", help="Distillation: a model file ('packaged': the shipped weights) whose probabilities on each crop are a soft target (repeat for their mean)."),
+    teacher: Optional[list[str]] = typer.Option(None, "--teacher", help="Distillation: a model file ('packaged', 'paper': the shipped weights) whose probabilities on each crop are a soft target (repeat for their mean)."),
     distill_weight: Optional[float] = typer.Option(None, "--distill-weight", help="Weight of the loss against the teachers' probabilities (default: 1)."),
     teacher_tta: Optional[str] = typer.Option(None, "--teacher-tta", help="Average each teacher over views of the crop: none, flip (4) or dihedral (8) (default: none)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: 0)."),

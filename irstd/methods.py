@@ -375,10 +375,11 @@ class NetworkMethod(Method):
         from irstd.metrics import threshold_scores
         from irstd.models import predict_batch
         from irstd.models.cgrinet import STRIDE
+        from irstd.models.predict import pad_to_multiple
 
         images = [_check_image(image) for image in images]
         model = self.model()
-        mean = model.input_mean.detach().cpu().reshape(1, -1, 1, 1)
+        mean, chans = model.input_mean.detach().cpu(), int(model.input_mean.shape[1])
         outputs: list[MethodOutput | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for k, image in enumerate(images):
@@ -389,10 +390,11 @@ class NetworkMethod(Method):
             for first in range(0, len(members), per_batch):
                 chunk = members[first : first + per_batch]
                 start = time.perf_counter()
-                x = mean.expand(len(chunk), -1, hp, wp).clone()
-                for row, k in enumerate(chunk):
-                    h, w = images[k].shape
-                    x[row, :, :h, :w] = torch.from_numpy(to_float(images[k], self.bit_depth, self.input_range))
+                x = torch.cat([  # each frame padded as the network pads it alone
+                    pad_to_multiple(torch.from_numpy(to_float(images[k], self.bit_depth, self.input_range))[None, None]
+                                    .expand(-1, chans, -1, -1), mean)
+                    for k in chunk
+                ])
                 probs = predict_batch(model, x)[:, 0].float().cpu().numpy()
                 seconds = (time.perf_counter() - start) / len(chunk)
                 for row, k in enumerate(chunk):

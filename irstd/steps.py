@@ -39,6 +39,12 @@ def step_loss(net: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tenso
     return loss
 
 
+def _autocast(device_type: str, amp_dtype: torch.dtype | None, cache_enabled: bool = True):
+    """Autocast to ``amp_dtype`` (None: off, float32)."""
+    return torch.autocast(device_type=device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None,
+                          cache_enabled=cache_enabled)
+
+
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         if isinstance(group["lr"], torch.Tensor):
@@ -93,7 +99,7 @@ class EagerStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
         _set_lr(self.optimizer, lr)
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=x.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with _autocast(x.device.type, self.amp_dtype):
             loss = step_loss(self.net, self.loss_fn, x, y, self.teacher, self.distill_weight)
         if self.scaler is not None and self.scaler.is_enabled():
             self.scaler.scale(loss).backward()
@@ -123,10 +129,12 @@ class GraphStep:
     """
 
     kind = "graph"
+    scaler = None  # bfloat16 or float32: nothing to scale
 
     def __init__(self, net, loss_fn, optimizer, amp_dtype=None, teacher=None, distill_weight: float = 0.0, warmup: int = 3,
                  capture: bool = True, warn: Callable[[str], None] | None = None):
         self.net, self.loss_fn, self.optimizer = net, loss_fn, optimizer
+        self.eager = EagerStep(net, loss_fn, optimizer, amp_dtype, None, teacher, distill_weight)  # short batches, failures
         self.capture = capture
         self.warn = warn or (lambda message: None)
         self.failed = False
@@ -138,8 +146,7 @@ class GraphStep:
         self.static_x = self.static_y = self.static_loss = None
 
     def _body(self) -> torch.Tensor:
-        with torch.autocast(device_type=self.static_x.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None, cache_enabled=False):
+        with _autocast(self.static_x.device.type, self.amp_dtype, cache_enabled=False):
             loss = step_loss(self.net, self.loss_fn, self.static_x, self.static_y, self.teacher, self.distill_weight)
         loss.backward()
         self.optimizer.step()
@@ -150,7 +157,7 @@ class GraphStep:
         if self.static_x is None:
             self.static_x, self.static_y = torch.empty_like(x), torch.empty_like(y)
         if self.failed or x.shape != self.static_x.shape:  # a last, shorter batch: eager, outside the graph
-            return self._eager(x, y)
+            return self._eager(x, y, lr)
         self.static_x.copy_(x)
         self.static_y.copy_(y)
         if self.graph is None:
@@ -165,7 +172,7 @@ class GraphStep:
                 self.optimizer.zero_grad(set_to_none=True)
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 self.warn(f"could not capture the training step as a CUDA graph ({type(exc).__name__}: {first[:200]}); running it eagerly")
-                return self._eager(x, y)
+                return self._eager(x, y, lr)
         if not self.capture:
             self.optimizer.zero_grad(set_to_none=True)  # a replay overwrites the gradients
             self.static_loss = self._body()
@@ -195,19 +202,15 @@ class GraphStep:
             self.static_loss = self._body()
         self.graph = graph
 
-    def _eager(self, x, y) -> torch.Tensor:
+    def _eager(self, x, y, lr: float) -> torch.Tensor:
         saved = {p: p.grad for p in self.net.parameters()}
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=x.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            loss = step_loss(self.net, self.loss_fn, x, y, self.teacher, self.distill_weight)
-        loss.backward()
-        self.optimizer.step()
+        loss = self.eager(x, y, lr)
         if self.graph is not None:  # the graph writes into the gradient tensors it captured
             for p, g in saved.items():
                 if g is not None:
                     g.copy_(p.grad)
                     p.grad = g
-        return loss.detach()
+        return loss
 
 
 def make_step(mode: str, net, loss_fn, optimizer, device: torch.device, *, world: int = 1, amp: bool = False,

@@ -51,7 +51,7 @@ from safetensors.torch import save as _st_save
 
 from irstd.data import open_dataset
 from irstd.distill import load_teachers
-from irstd.tta import TTA_MODES
+from irstd.tta import check_tta
 from irstd.errors import InputError
 from irstd.io import check_gray, parse_input_range, sha256_file, to_float, write_bytes, write_text
 from irstd.losses import create_loss
@@ -328,8 +328,7 @@ def _check_config(config: TrainConfig) -> None:
             raise InputError(f"{option}: {problem}")
     parse_input_range(config.input_range)
     check_gray(config.gray)
-    if config.teacher_tta not in TTA_MODES:
-        raise InputError(f"--teacher-tta: expected one of {', '.join(TTA_MODES)}, got {config.teacher_tta!r}")
+    check_tta(config.teacher_tta, "--teacher-tta")
     if config.scale_range is not None:
         config.scale_range = check_scale_range(config.scale_range)
     if config.val_split is not None and _is_test_split(config.val_split):
@@ -1055,7 +1054,7 @@ def _train(config: TrainConfig, emit, stop, command: str, d: _Dist) -> TrainResu
                               teacher=teachers, distill_weight=config.distill_weight, warn=warn)
     if note:
         warn(note)
-    scaler = getattr(step_fn, "scaler", None)
+    scaler = step_fn.scaler
     if scaler is not None and saved_state is not None and saved_state.get("scaler"):
         scaler.load_state_dict(saved_state["scaler"])
 

@@ -31,10 +31,11 @@ __all__ = ["TTA_MODES", "check_tta", "map_tta", "tta_views"]
 TTA_MODES = {"none": 1, "flip": 4, "dihedral": 8}
 
 
-def check_tta(mode: str) -> str:
-    """Return ``mode`` if it names a mode of :data:`TTA_MODES`, else raise :class:`InputError`."""
+def check_tta(mode: str, option: str = "--tta") -> str:
+    """Return ``mode`` if it names a mode of :data:`TTA_MODES`, else raise :class:`InputError`
+    naming ``option`` (the command-line option that gave it)."""
     if mode not in TTA_MODES:
-        raise InputError(f"--tta: expected one of {', '.join(TTA_MODES)}, got {mode!r}")
+        raise InputError(f"{option}: expected one of {', '.join(TTA_MODES)}, got {mode!r}")
     return mode
 
 

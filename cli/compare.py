@@ -131,12 +131,10 @@ def compare(
 
     Exit status: 0 done; 2 unusable input; 3 some images skipped under --skip-errors.
     """
+    from irstd.data import check_split_choice
     from irstd.compare import compare as run_compare, parse_methods, prepare_out, seed_groups, table_rows, write_outputs
 
-    if split is not None and split_file is not None:
-        raise InputError("--split/--split-file: give one of them, not both")
-    if split is None and split_file is None:
-        raise InputError("--split or --split-file: say which ids to compare on (e.g. --split test)")
+    check_split_choice(split, split_file)
     specs = parse_methods(methods)
     picks = [i.strip() for i in images.split(",") if i.strip()] if images else None
     prepare_out(out, overwrite=overwrite)  # before any work

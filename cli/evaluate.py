@@ -92,7 +92,7 @@ def evaluate(
 
     Exit status: 0 done; 2 unusable input; 3 some ids skipped under --skip-errors.
     """
-    from irstd.data import open_dataset
+    from irstd.data import check_split_choice, open_dataset
     from irstd.evaluate import (
         MethodScores,
         SavedPredictions,
@@ -108,10 +108,7 @@ def evaluate(
     from irstd.io import check_gray
     from irstd.metrics import Evaluator
 
-    if split is not None and split_file is not None:
-        raise InputError("--split/--split-file: give one of them, not both")
-    if split is None and split_file is None:
-        raise InputError("--split or --split-file: say which ids to evaluate (e.g. --split test)")
+    check_split_choice(split, split_file)
     if weights is not None:
         if method is not None and method.lower() != "cgrinet":
             raise InputError(f"--weights: only used with --method cgrinet, not {method!r}")

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from irstd import __version__, io
-from irstd.data import Dataset, open_dataset
+from irstd.data import Dataset, check_split_choice, ids_hash, open_dataset
 from irstd.errors import InputError
 from irstd.evaluate import check_compat, fa_rule_text, jsonable, read_for_compat, resize_for_compat, resolution_rule
 from irstd.metrics import DEFAULT_SWEEP, MATCH_DISTANCE, PER_IMAGE_FIELDS, Evaluator
@@ -55,7 +55,6 @@ __all__ = [
     "MethodInfo",
     "MethodResult",
     "compare",
-    "ids_hash",
     "method_key",
     "parse_methods",
     "prepare_out",
@@ -139,11 +138,6 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
             raise InputError(f"--methods: {spec!r} is listed twice")
         seen.add(spec)
     return specs
-
-
-def ids_hash(ids: Sequence[str]) -> str:
-    """SHA-256 of the id list (one id per line, in order, ``\\n``-terminated)."""
-    return hashlib.sha256("".join(f"{i}\n" for i in ids).encode()).hexdigest()
 
 
 def _weights_file(spec: str, method) -> Path | None:
@@ -587,8 +581,7 @@ def compare(
         Unusable options, dataset or out folder; the first failing image unless
         ``skip_errors``; no image left to evaluate.
     """
-    if (split is None) == (split_file is None):
-        raise InputError("--split/--split-file: give exactly one of them")
+    check_split_choice(split, split_file)
     if workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
     io.check_gray(gray)

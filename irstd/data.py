@@ -24,11 +24,13 @@ e.g. a top-level ``test.txt`` beside ``splits/test.txt`` is ``test.txt``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,12 +38,34 @@ import numpy as np
 from irstd import io
 from irstd.errors import InputError
 
-__all__ = ["CheckReport", "Dataset", "Problem", "check_dataset", "open_dataset", "read_split_file"]
+__all__ = [
+    "CheckReport",
+    "Dataset",
+    "Problem",
+    "check_dataset",
+    "check_split_choice",
+    "ids_hash",
+    "open_dataset",
+    "read_split_file",
+]
 
 _MASK_SUFFIX = "_pixels0"
 _RATIO_DIR = re.compile(r"^\d+_\d+$")
 _SIRST_DIR = re.compile(r"^idx_\d+$")
 _TOP_SPLIT = re.compile(r"^(train|val|test|trainval|trainvaltest)([_-].*)?$", re.IGNORECASE)
+
+
+def ids_hash(ids: Sequence[str]) -> str:
+    """SHA-256 of the sorted ids joined by newlines: an order-independent fingerprint of a split."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode("utf-8")).hexdigest()
+
+
+def check_split_choice(split: str | None, split_file: str | os.PathLike | None) -> None:
+    """Refuse both or neither of ``--split`` and ``--split-file`` (one line, :class:`InputError`)."""
+    if split is not None and split_file is not None:
+        raise InputError("--split/--split-file: give one of them, not both")
+    if split is None and split_file is None:
+        raise InputError("--split or --split-file: say which ids to use (e.g. --split test)")
 
 
 def _natural_key(s: str):

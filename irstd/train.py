@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io as _pyio
 import json
 import math
@@ -49,7 +48,7 @@ from safetensors import safe_open
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
-from irstd.data import open_dataset
+from irstd.data import ids_hash, open_dataset
 from irstd.distill import load_teachers
 from irstd.tta import check_tta
 from irstd.errors import InputError
@@ -400,11 +399,6 @@ def compute_mean_std(images: Sequence[np.ndarray]) -> tuple[float, float]:
     mean = total / count
     var = max(total_sq / count - mean * mean, 0.0)
     return mean, math.sqrt(var) if var > 0 else 1.0
-
-
-def ids_hash(ids: Sequence[str]) -> str:
-    """sha256 of the sorted ids joined by newlines (order-independent fingerprint of a split)."""
-    return hashlib.sha256("\n".join(sorted(ids)).encode("utf-8")).hexdigest()
 
 
 def _val_seed(config: "TrainConfig") -> int:

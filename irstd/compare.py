@@ -32,7 +32,6 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from irstd import __version__, io
 from irstd.data import Dataset, check_split_choice, ids_hash, open_dataset
 from irstd.errors import InputError
 from irstd.evaluate import check_compat, fa_rule_text, jsonable, read_for_compat, resize_for_compat, resolution_rule
+from irstd.provenance import versions
 from irstd.metrics import DEFAULT_SWEEP, MATCH_DISTANCE, PER_IMAGE_FIELDS, Evaluator
 
 __all__ = [
@@ -714,16 +714,6 @@ def compare(
 # --------------------------------------------------------------------------------------------
 
 
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"irstd": __version__}
-    for name in ("numpy", "scipy", "torch", "timm"):
-        try:
-            out[name] = _metadata.version(name)
-        except _metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep, gray,
               compat) -> dict[str, Any]:
     return {
@@ -761,7 +751,7 @@ def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input
             "as measured when the output was computed (cached times are reused; with several worker "
             "processes the workers share the CPU); per 200 images = 200 x mean"
         ),
-        "versions": _versions(),
+        "versions": versions(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -29,7 +29,6 @@ import io as _pyio
 import json
 import math
 import os
-import platform
 import random
 import signal
 import sys
@@ -50,6 +49,7 @@ from safetensors.torch import save as _st_save
 
 from irstd.data import ids_hash, open_dataset
 from irstd.distill import load_teachers
+from irstd.provenance import versions
 from irstd.tta import check_tta
 from irstd.errors import InputError
 from irstd.io import check_gray, parse_input_range, sha256_file, to_float, write_bytes, write_text
@@ -687,19 +687,6 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def _versions() -> dict[str, str]:
-    import irstd
-
-    out = {"irstd": irstd.__version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
-    try:
-        import timm
-
-        out["timm"] = timm.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Distributed plumbing
 
@@ -849,7 +836,7 @@ def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids,
         "world_size": str(d.world),
         "config": json.dumps(config.to_dict(run_fields=False)),
         "init_weights_sha256": init_sha256,
-        "versions": json.dumps(_versions()),
+        "versions": json.dumps(versions()),
         "command": command,
     }
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from irstd.io import to_float
+from irstd.intensity import to_float
 from irstd.methods import default_weights
 from irstd.onnx_runtime import OnnxModel
 

@@ -170,7 +170,7 @@ def _code_files(method) -> list[Path]:
         files += [own, base / "segment.py", *sorted(base.glob("_*.py"))]
     else:
         files += sorted((pkg / "models").glob("*.py"))  # by path: hashing them needs no torch import
-        files.append(pkg / "io.py")  # to_float: the network's input mapping
+        files.append(pkg / "intensity.py")  # to_float: the network's input mapping
         if getattr(method, "engine", "torch") == "onnx":
             files.append(pkg / "onnx_runtime.py")
         files.append(pkg / "tta.py")

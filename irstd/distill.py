@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from irstd.errors import InputError
-from irstd.io import parse_input_range
+from irstd.intensity import parse_input_range
 from irstd.tta import check_tta, tta_views
 from irstd.models import load_model
 

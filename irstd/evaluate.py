@@ -505,7 +505,7 @@ def protocol(
             "bit_depth": getattr(method, "bit_depth", None),
             "input_range": getattr(method, "input_range", None),
             "input_scale": "native values (0-255 for 8-bit, raw counts for 16-bit)"
-            if method.kind == "classical" else "irstd.io.to_float (input range rule)",
+            if method.kind == "classical" else "irstd.intensity.to_float (input range rule)",
             "workers": workers,
         })
     return out

@@ -23,7 +23,7 @@ probabilities are averaged over flipped copies of the frame (:mod:`irstd.tta`), 
 the same way.
 
 Classical methods run on the image's native scale (0–255 for 8-bit data, raw counts for 16-bit
-data, float data as is), as the authors' code does. CgriNet takes ``irstd.io.to_float(image,
+data, float data as is), as the authors' code does. CgriNet takes ``irstd.intensity.to_float(image,
 bit_depth, input_range)`` with the bit depth and the input range recorded in the weights'
 metadata unless given.
 
@@ -338,7 +338,7 @@ class NetworkMethod(Method):
         return self._parameters
 
     def run(self, image: np.ndarray) -> MethodOutput:
-        from irstd.io import to_float
+        from irstd.intensity import to_float
         from irstd.metrics import threshold_scores
 
         image = _check_image(image)
@@ -371,7 +371,7 @@ class NetworkMethod(Method):
             return [self.run(image) for image in images]
         import torch
 
-        from irstd.io import to_float
+        from irstd.intensity import to_float
         from irstd.metrics import threshold_scores
         from irstd.models import predict_batch
         from irstd.models.cgrinet import STRIDE
@@ -443,7 +443,7 @@ def get_method(
         recorded in the weights' metadata, else 16). Classical methods run on raw values and
         ignore it.
     input_range : {"auto", "bits", "minmax", "fixed:LO,HI"}, optional
-        How CgriNet maps an image to [0, 1] (:func:`irstd.io.to_float`; default: the rule
+        How CgriNet maps an image to [0, 1] (:func:`irstd.intensity.to_float`; default: the rule
         recorded in the weights' metadata, ``bits`` for weights that predate it). ``minmax``
         (and ``auto`` for 16-bit data of unstated bit depth) suits raw camera frames whose
         counts fill only part of the 16-bit range. Classical methods ignore it.
@@ -519,11 +519,11 @@ def get_method(
                     "--method cgrinet: no trained weights are packaged yet; pass --weights FILE (or cgrinet:FILE)"
                 )
             label = "cgrinet"
-        from irstd.io import _check_bit_depth, input_rule, parse_input_range
+        from irstd.intensity import check_bit_depth, input_rule, parse_input_range
         from irstd.model_file import read_weights_metadata
 
         meta = read_weights_metadata(weights)  # checks the file before any image is read
-        bits = _check_bit_depth(bit_depth) if bit_depth is not None else _bit_depth_from_metadata(meta)
+        bits = check_bit_depth(bit_depth) if bit_depth is not None else _bit_depth_from_metadata(meta)
         if input_range is None:
             try:
                 rng = parse_input_range(meta.get("input_range", "bits"))

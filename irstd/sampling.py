@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from irstd.errors import InputError
-from irstd.io import to_float
+from irstd.intensity import to_float
 
 __all__ = [
     "CropDataset",

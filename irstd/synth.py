@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from irstd import __version__, io
+from irstd import __version__, intensity, io
 from irstd.errors import InputError
 
 __all__ = ["MASK_FRACTION", "SCR_MARGIN", "Target", "make_scene", "write_dataset"]
@@ -348,7 +348,7 @@ def write_dataset(
         "count": count,
         "size": [h, w],
         "bit_depth": bit_depth,
-        "bit_depth_rule": io.bit_depth_rule(np.dtype(dtype)),
+        "bit_depth_rule": intensity.bit_depth_rule(np.dtype(dtype)),
         "targets_range": list(targets),
         "scr_range": list(scr),
         "scr_definition": f"(mean over target mask - local background mean) / local background std; "

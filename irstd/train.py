@@ -52,7 +52,8 @@ from irstd.distill import load_teachers
 from irstd.provenance import versions
 from irstd.tta import check_tta
 from irstd.errors import InputError
-from irstd.io import check_gray, parse_input_range, sha256_file, to_float, write_bytes, write_text
+from irstd.io import check_gray, sha256_file, write_bytes, write_text
+from irstd.intensity import parse_input_range, to_float
 from irstd.losses import create_loss
 from irstd.metrics import Evaluator
 from irstd.models import create_model, list_models, load_model, predict, read_weights_metadata, save_weights
@@ -175,9 +176,9 @@ class TrainConfig:
         Leave out image/mask pairs that cannot be read (listed in ``ids.json`` and the result)
         instead of stopping.
     bit_depth : int, optional
-        Bit depth for ``irstd.io.to_float`` of 16-bit images (None: 16).
+        Bit depth for ``irstd.intensity.to_float`` of 16-bit images (None: 16).
     input_range : {"auto", "bits", "minmax", "fixed:LO,HI"}
-        How ``irstd.io.to_float`` maps images to [0, 1] (default ``auto``: the bit depth rule
+        How ``irstd.intensity.to_float`` maps images to [0, 1] (default ``auto``: the bit depth rule
         for 8-bit images, per-image min-max for 16-bit ones unless ``bit_depth`` is given);
         recorded in the weights, so ``irstd detect`` maps frames the same way.
     gray : {"auto", "luma", "r", "g", "b"}
@@ -820,7 +821,7 @@ def _weights_metadata(config, *, epoch, mean, std, in_chans, train_ids, val_ids,
         "input_mean": repr(mean),
         "input_std": repr(std),
         "input_channels": str(in_chans),
-        "bit_depth_rule": f"irstd.io.to_float(bit_depth={config.bit_depth}): uint8/255, uint16/(2**{bits}-1) clipped, float as is",
+        "bit_depth_rule": f"irstd.intensity.to_float(bit_depth={config.bit_depth}): uint8/255, uint16/(2**{bits}-1) clipped, float as is",
         "input_range": config.input_range,  # canonical since train()
         "train_data": json.dumps(data),
         "train_split": config.split,

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from irstd import io
+from irstd import intensity, io
 from irstd.errors import InputError
 
 
@@ -202,34 +202,34 @@ def test_image_info_from_header(tmp_path):
 
 def test_to_float_rules():
     u8 = np.array([0, 128, 255], np.uint8)
-    np.testing.assert_allclose(io.to_float(u8), [0, 128 / 255, 1], rtol=1e-7)
+    np.testing.assert_allclose(intensity.to_float(u8), [0, 128 / 255, 1], rtol=1e-7)
     u16 = np.array([0, 8191, 16383, 65535], np.uint16)
-    np.testing.assert_allclose(io.to_float(u16), [0, 8191 / 65535, 16383 / 65535, 1], rtol=1e-6)
-    np.testing.assert_allclose(io.to_float(u16, bit_depth=14), [0, 8191 / 16383, 1, 1], rtol=1e-6)
+    np.testing.assert_allclose(intensity.to_float(u16), [0, 8191 / 65535, 16383 / 65535, 1], rtol=1e-6)
+    np.testing.assert_allclose(intensity.to_float(u16, bit_depth=14), [0, 8191 / 16383, 1, 1], rtol=1e-6)
     f = np.array([-0.5, 2.0], np.float32)
-    np.testing.assert_array_equal(io.to_float(f), f)
-    assert io.to_float(u8).dtype == np.float32
-    np.testing.assert_array_equal(io.to_float(u8, bit_depth=14), io.to_float(u8))  # 16-bit data only
+    np.testing.assert_array_equal(intensity.to_float(f), f)
+    assert intensity.to_float(u8).dtype == np.float32
+    np.testing.assert_array_equal(intensity.to_float(u8, bit_depth=14), intensity.to_float(u8))  # 16-bit data only
     for bad in (0, 17, 2.5):
         with pytest.raises(InputError, match="bit-depth"):
-            io.to_float(u16, bit_depth=bad)
+            intensity.to_float(u16, bit_depth=bad)
 
 
 def test_to_float_input_ranges():
     raw = np.array([[7000, 8250], [9500, 7000]], np.uint16)  # a 14-bit camera's counts
-    np.testing.assert_allclose(io.to_float(raw, input_range="minmax"), [[0, 0.5], [1, 0]], atol=1e-7)
-    np.testing.assert_allclose(io.to_float(raw, bit_depth=14, input_range="minmax"), [[0, 0.5], [1, 0]], atol=1e-7)
-    np.testing.assert_allclose(io.to_float(raw, input_range="fixed:7500,8500"), [[0, 0.75], [1, 0]], atol=1e-7)
+    np.testing.assert_allclose(intensity.to_float(raw, input_range="minmax"), [[0, 0.5], [1, 0]], atol=1e-7)
+    np.testing.assert_allclose(intensity.to_float(raw, bit_depth=14, input_range="minmax"), [[0, 0.5], [1, 0]], atol=1e-7)
+    np.testing.assert_allclose(intensity.to_float(raw, input_range="fixed:7500,8500"), [[0, 0.75], [1, 0]], atol=1e-7)
     u8 = np.array([10, 20, 30], np.uint8)  # minmax treats every sample type alike
-    np.testing.assert_allclose(io.to_float(u8, input_range="minmax"), [0, 0.5, 1], atol=1e-7)
+    np.testing.assert_allclose(intensity.to_float(u8, input_range="minmax"), [0, 0.5, 1], atol=1e-7)
     temps = np.array([21.5, 36.5, 29.0], np.float32)  # e.g. radiometric degrees Celsius
-    np.testing.assert_allclose(io.to_float(temps, input_range="minmax"), [0, 1, 0.5], atol=1e-7)
+    np.testing.assert_allclose(intensity.to_float(temps, input_range="minmax"), [0, 1, 0.5], atol=1e-7)
     for flat in (np.full((3, 4), 7000, np.uint16), np.zeros((0,), np.float32)):
-        out = io.to_float(flat, input_range="minmax")
+        out = intensity.to_float(flat, input_range="minmax")
         assert out.dtype == np.float32 and out.shape == flat.shape and not out.any()
-    assert io.to_float(raw, input_range="minmax").dtype == np.float32
-    np.testing.assert_array_equal(io.to_float(raw, input_range="bits"), io.to_float(raw))
-    np.testing.assert_array_equal(io.to_float(raw, input_range=None), io.to_float(raw))
+    assert intensity.to_float(raw, input_range="minmax").dtype == np.float32
+    np.testing.assert_array_equal(intensity.to_float(raw, input_range="bits"), intensity.to_float(raw))
+    np.testing.assert_array_equal(intensity.to_float(raw, input_range=None), intensity.to_float(raw))
 
 
 def test_to_float_auto_picks_the_rule_per_sample_type():
@@ -237,12 +237,12 @@ def test_to_float_auto_picks_the_rule_per_sample_type():
     raw = np.array([7000, 8250, 9500], np.uint16)
     unit = np.array([0.25, 0.5], np.float32)
     temps = np.array([21.5, 36.5, 29.0], np.float32)
-    np.testing.assert_array_equal(io.to_float(u8, input_range="auto"), io.to_float(u8))  # trained on 8-bit
-    np.testing.assert_allclose(io.to_float(raw, input_range="auto"), [0, 0.5, 1], atol=1e-7)  # stretched
-    np.testing.assert_array_equal(io.to_float(raw, 14, "auto"), io.to_float(raw, 14))  # stated depth
-    np.testing.assert_array_equal(io.to_float(unit, input_range="auto"), unit)
-    np.testing.assert_allclose(io.to_float(temps, input_range="auto"), [0, 1, 0.5], atol=1e-7)
-    assert not io.to_float(np.full((2, 2), 9000, np.uint16), input_range="auto").any()
+    np.testing.assert_array_equal(intensity.to_float(u8, input_range="auto"), intensity.to_float(u8))  # trained on 8-bit
+    np.testing.assert_allclose(intensity.to_float(raw, input_range="auto"), [0, 0.5, 1], atol=1e-7)  # stretched
+    np.testing.assert_array_equal(intensity.to_float(raw, 14, "auto"), intensity.to_float(raw, 14))  # stated depth
+    np.testing.assert_array_equal(intensity.to_float(unit, input_range="auto"), unit)
+    np.testing.assert_allclose(intensity.to_float(temps, input_range="auto"), [0, 1, 0.5], atol=1e-7)
+    assert not intensity.to_float(np.full((2, 2), 9000, np.uint16), input_range="auto").any()
 
 
 @pytest.mark.parametrize("text, canonical", [
@@ -250,31 +250,31 @@ def test_to_float_auto_picks_the_rule_per_sample_type():
     ("fixed: 0.5 , 1e3", "fixed:0.5,1000"), ("fixed:-3,2", "fixed:-3,2"),
 ])
 def test_parse_input_range(text, canonical):
-    assert io.parse_input_range(text) == canonical
+    assert intensity.parse_input_range(text) == canonical
 
 
 @pytest.mark.parametrize("text", ["", "automatic", "percentile", "fixed:", "fixed:1", "fixed:2,1", "fixed:1,1",
                                   "fixed:a,b", "fixed:1,2,3", "fixed:nan,1", "fixed:0,inf"])
 def test_parse_input_range_refuses(text):
     with pytest.raises(InputError, match="--input-range"):
-        io.parse_input_range(text)
+        intensity.parse_input_range(text)
 
 
 def test_input_rule_strings():
-    assert io.input_rule() == "bits: uint8/255, uint16/(2**16-1) clipped, float as is"
-    assert io.input_rule("bits", 14) == "bits: uint8/255, uint16/(2**14-1) clipped, float as is"
-    assert io.input_rule("minmax") == "minmax: (x - min)/(max - min) per frame"
-    assert io.input_rule("fixed:7000,9500") == "fixed: (x - 7000)/(9500 - 7000) clipped to [0, 1]"
-    assert io.input_rule("auto").startswith("auto: uint8/255; uint16 and float outside [0, 1]: (x - min)")
-    assert "uint16/(2**14-1) clipped" in io.input_rule("auto", 14)
+    assert intensity.input_rule() == "bits: uint8/255, uint16/(2**16-1) clipped, float as is"
+    assert intensity.input_rule("bits", 14) == "bits: uint8/255, uint16/(2**14-1) clipped, float as is"
+    assert intensity.input_rule("minmax") == "minmax: (x - min)/(max - min) per frame"
+    assert intensity.input_rule("fixed:7000,9500") == "fixed: (x - 7000)/(9500 - 7000) clipped to [0, 1]"
+    assert intensity.input_rule("auto").startswith("auto: uint8/255; uint16 and float outside [0, 1]: (x - min)")
+    assert "uint16/(2**14-1) clipped" in intensity.input_rule("auto", 14)
 
 
 def test_bit_depth_rule_strings():
-    assert io.bit_depth_rule("uint8") == "uint8 / 255 (8-bit full range)"
-    assert io.bit_depth_rule(np.uint16) == "uint16 / 65535 (16-bit full range)"
-    assert io.bit_depth_rule("uint16", 14) == "uint16 / 16383 (14-bit), clipped to [0, 1]"
-    assert io.bit_depth_rule("float32") == "float32 used as is"
-    assert io.bit_depth_rule("uint8", 14) == "uint8 / 255 (8-bit full range)"
+    assert intensity.bit_depth_rule("uint8") == "uint8 / 255 (8-bit full range)"
+    assert intensity.bit_depth_rule(np.uint16) == "uint16 / 65535 (16-bit full range)"
+    assert intensity.bit_depth_rule("uint16", 14) == "uint16 / 16383 (14-bit), clipped to [0, 1]"
+    assert intensity.bit_depth_rule("float32") == "float32 used as is"
+    assert intensity.bit_depth_rule("uint8", 14) == "uint8 / 255 (8-bit full range)"
 
 
 # ---- masks and scores ----------------------------------------------------------------------

@@ -9,7 +9,8 @@ import torch
 from irstd import methods
 from irstd.baselines import METHODS, ipi, lcm, minmax, segment
 from irstd.errors import InputError
-from irstd.io import to_float, write_image
+from irstd.io import write_image
+from irstd.intensity import to_float
 from irstd.methods import MethodOutput, get_method, list_methods, run_method
 from irstd.models import create_model, load_model, predict, save_weights
 from irstd.synth import make_scene
@@ -95,7 +96,7 @@ def test_network_method(scene, weights):
 
 def test_network_bit_depth_from_metadata(tmp_path, scene):
     path = save_weights(create_model("cgrinet_test"), tmp_path / "w14.safetensors",
-                        {"bit_depth_rule": "irstd.io.to_float(bit_depth=14): ..."})
+                        {"bit_depth_rule": "irstd.intensity.to_float(bit_depth=14): ..."})
     assert get_method(f"cgrinet:{path}").bit_depth == 14
     assert get_method(f"cgrinet:{path}", bit_depth=12).bit_depth == 12
     image16 = (scene[0].astype(np.uint16) * 64)

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from irstd.cli.main import app
 from irstd.errors import InputError
-from irstd.io import to_float, write_image
+from irstd.io import write_image
+from irstd.intensity import to_float
 from irstd.methods import get_method
 from irstd.models import create_model, load_model, predict, save_weights
 from irstd import onnx_runtime
@@ -130,7 +131,7 @@ def test_compare_cache_key_covers_the_onnx_engine(weights):
     onnx_method = get_method(f"cgrinet:{weights}")  # auto: ONNX Runtime on the CPU
     assert "onnx_runtime.py" in [f.name for f in _code_files(onnx_method)]
     assert "onnx_runtime.py" not in [f.name for f in _code_files(torch_method)]
-    assert "io.py" in [f.name for f in _code_files(torch_method)]  # to_float maps the network's input
+    assert "intensity.py" in [f.name for f in _code_files(torch_method)]  # to_float maps the network's input
     keys = [method_key(f"cgrinet:{weights}", m, threshold=None, bit_depth=None) for m in (torch_method, onnx_method)]
     assert keys[0]["engine"] == "torch" and keys[1]["engine"] == "onnx" and keys[0] != keys[1]
 

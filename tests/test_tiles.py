@@ -15,7 +15,8 @@ from irstd.baselines import ipi, lcm
 from irstd.cli import detect as cli_detect
 from irstd.cli.main import app
 from irstd.errors import InputError
-from irstd.io import to_float, write_image
+from irstd.io import write_image
+from irstd.intensity import to_float
 from irstd.methods import get_method
 from irstd.models import create_model, load_model, predict, save_weights
 from irstd.synth import make_scene

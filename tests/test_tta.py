@@ -13,7 +13,8 @@ from irstd import methods
 from irstd.cli.main import app
 from irstd.compare import _build_methods, method_key
 from irstd.errors import InputError
-from irstd.io import to_float, write_image
+from irstd.io import write_image
+from irstd.intensity import to_float
 from irstd.methods import get_method
 from irstd.models import create_model, load_model, predict, save_weights
 from irstd.synth import make_scene

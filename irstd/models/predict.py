@@ -43,7 +43,7 @@ def predict_batch(model: nn.Module, x: torch.Tensor, device: str | torch.device 
         The model; it is run in eval mode under ``torch.inference_mode`` and put back in its
         previous mode afterwards. With ``device`` given the model is moved there (in place).
     x : Tensor
-        ``(B, H, W)`` or ``(B, C, H, W)`` float images in [0, 1] (``irstd.io.to_float``); one
+        ``(B, H, W)`` or ``(B, C, H, W)`` float images in [0, 1] (``irstd.intensity.to_float``); one
         channel is replicated when the model takes ``in_chans > 1``.
     device : str or torch.device, optional
         Where to run; the model's device by default.
@@ -92,7 +92,7 @@ def predict(model: nn.Module, image: np.ndarray, device: str | torch.device | No
     ----------
     model : CgriNet
     image : ndarray
-        2-D float image in [0, 1] (``irstd.io.to_float`` output), any height and width.
+        2-D float image in [0, 1] (``irstd.intensity.to_float`` output), any height and width.
     device : str or torch.device, optional
         Where to run; the model's device by default (the model is moved when given).
 
@@ -107,7 +107,7 @@ def predict(model: nn.Module, image: np.ndarray, device: str | torch.device | No
     if image.size == 0:
         raise InputError("image: empty image")
     if not np.issubdtype(image.dtype, np.floating):
-        raise InputError(f"image: expected a float image in [0, 1] (irstd.io.to_float), got dtype {image.dtype}")
+        raise InputError(f"image: expected a float image in [0, 1] (irstd.intensity.to_float), got dtype {image.dtype}")
     if not np.isfinite(image).all():
         raise InputError("image: contains NaN or infinite values")
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]

@@ -1,6 +1,12 @@
-"""Pieces every command shares: the stderr console, exit codes, the error-to-exit-code rule."""
+"""Pieces every command shares: the stderr console, exit codes, the error-to-exit-code rule, and
+the method options (:func:`method_options`, :func:`method_spec`)."""
 
 from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -9,6 +15,7 @@ try:  # typer >= 0.24 vendors click; only its ClickException is handled by typer
 except ImportError:  # pragma: no cover - older typer uses the click package
     import click
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from irstd.errors import InputError
@@ -20,6 +27,9 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2  # usage errors and unusable input
 EXIT_SKIPPED = 3  # finished, but some inputs were skipped under --skip-errors
+
+#: Skipped inputs listed one by one (the rest are counted): :func:`print_skipped`.
+MAX_SKIPPED_SHOWN = 20
 
 #: Help of --engine (detect, evaluate, compare).
 ENGINE_HELP = "What runs CgriNet: auto (PyTorch on a CUDA GPU, ONNX Runtime on the CPU), torch, or onnx (CPU)."
@@ -58,6 +68,81 @@ INPUT_RANGE_HELP = (
     "given, else minmax), bits (uint8/255, uint16/(2**bit-depth - 1)), minmax (each frame from its own "
     "min to max: raw camera counts) or fixed:LO,HI. Default: from the weights (packaged: auto)."
 )
+
+
+#: Help of --threshold (detect, evaluate, compare).
+THRESHOLD_HELP = (
+    "Mask = score > T (in [0, 1]; lcm/ipi/nram: on their min-max normalised maps). Default: 0.5 for CgriNet "
+    "and saved --predictions; the method's own rule (raw map > mean + k·std) for lcm/ipi/nram."
+)
+BIT_DEPTH_HELP = "CgriNet: significant bits of 16-bit images (default: from the weights, else 16)."
+
+#: The options of a method (:class:`irstd.methods.MethodOptions`, field by field) that detect,
+#: evaluate and compare take: ``name: (Annotated type, default)``. A command asks for them all
+#: with one ``options`` parameter (:func:`method_options`).
+METHOD_OPTIONS = {
+    "threshold": (Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, help=THRESHOLD_HELP)], None),
+    "bit_depth": (Annotated[int | None, typer.Option("--bit-depth", min=1, max=16, help=BIT_DEPTH_HELP)], None),
+    "input_range": (Annotated[str | None, typer.Option("--input-range", help=INPUT_RANGE_HELP)], None),
+    "gray": (Annotated[str, typer.Option("--gray", help=GRAY_HELP)], "auto"),
+    "device": (Annotated[str, typer.Option("--device", help=DEVICE_HELP)], "auto"),
+    "engine": (Annotated[str, typer.Option("--engine", help=ENGINE_HELP)], "auto"),
+    "tile": (Annotated[int | None, typer.Option("--tile", help=TILE_HELP)], None),
+    "overlap": (Annotated[int | None, typer.Option("--overlap", help=OVERLAP_HELP)], None),
+    "tta": (Annotated[str, typer.Option("--tta", help=TTA_HELP)], "none"),
+}
+
+#: --method and --weights, as detect and evaluate take them (:func:`method_spec` joins them).
+MethodName = Annotated[str | None, typer.Option(
+    "--method", "-m",
+    help="cgrinet (the packaged weights), lcm, ipi or nram; cgrinet:FILE also works. detect's default: cgrinet.",
+)]
+WeightsFile = Annotated[Path | None, typer.Option(
+    "--weights", help="CgriNet weights: an irstd .safetensors file, or 'paper' (if packaged); implies --method cgrinet.",
+)]
+
+
+def method_options(command):
+    """Give a Typer command every option of :data:`METHOD_OPTIONS` in place of its ``options``
+    parameter; the command receives them as one :class:`irstd.methods.MethodOptions` (checked:
+    a bad value is a one-line error, exit 2)."""
+    signature = inspect.signature(command, eval_str=True)
+    params = []
+    for p in signature.parameters.values():
+        if p.name != "options":
+            params.append(p)
+            continue
+        params += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind, default=default)
+                   for name, (kind, default) in METHOD_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        from irstd.methods import MethodOptions
+
+        options = MethodOptions(**{name: kwargs.pop(name) for name in METHOD_OPTIONS})
+        return command(**kwargs, options=options)
+
+    wrapper.__signature__ = signature.replace(parameters=params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+def method_spec(method: str | None, weights: Path | None) -> str | None:
+    """The method specification of ``--method`` and ``--weights``: ``cgrinet:FILE`` for weights
+    (with ``--method`` absent or ``cgrinet``), else ``method`` (``None``: neither was given)."""
+    if weights is None:
+        return method
+    if method is not None and method.lower() != "cgrinet":
+        raise InputError(f"--weights: only used with --method cgrinet, not {method!r}")
+    return f"cgrinet:{weights}"
+
+
+def print_skipped(reasons: list[str]) -> None:
+    """List skipped inputs on stderr, one line each (at most :data:`MAX_SKIPPED_SHOWN`, then a count)."""
+    for reason in reasons[:MAX_SKIPPED_SHOWN]:
+        console.print(f"[yellow]skipped[/yellow] {escape(reason)}", highlight=False)
+    if len(reasons) > MAX_SKIPPED_SHOWN:
+        console.print(f"[yellow]... and {len(reasons) - MAX_SKIPPED_SHOWN} more skipped[/yellow]")
 
 
 class InputFailure(click.ClickException):

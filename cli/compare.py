@@ -13,10 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import COMPAT_HELP, DEVICE_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
-from irstd.errors import InputError
+from irstd.cli._common import COMPAT_HELP, EXIT_SKIPPED, console, method_options, print_skipped
 
-_MAX_SKIPPED_SHOWN = 20
 
 
 def _num(value, scale=1.0, digits=2) -> str:
@@ -85,6 +83,7 @@ class _Reporter:
             )
 
 
+@method_options
 def compare(
     dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (images/, masks/, split files)."),
     split: str = typer.Option(None, "--split", help="Split name, e.g. test or dnanet_50_50/test."),
@@ -100,21 +99,7 @@ def compare(
     images: str = typer.Option(
         None, "--images", help="Comma-separated ids shown in surfaces.png and qualitative.png (default: hard cases)."
     ),
-    threshold: float = typer.Option(
-        None, "--threshold", min=0.0, max=1.0,
-        help="Mask every method by score > T (min-max scores for classical) instead of its own rule.",
-    ),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    engine: str = typer.Option("auto", "--engine", help=ENGINE_HELP),
-    tile: int = typer.Option(None, "--tile", help=TILE_HELP),
-    overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
-    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
-    bit_depth: int = typer.Option(
-        None, "--bit-depth", min=1, max=16,
-        help="Significant bits of 16-bit images for CgriNet (default: from the weights, else 16).",
-    ),
-    input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
-    gray: str = typer.Option("auto", "--gray", help=GRAY_HELP),
+    options=None,  # the method options (cli._common.METHOD_OPTIONS)
     compat: str = typer.Option(None, "--compat", help=COMPAT_HELP),
     skip_errors: bool = typer.Option(
         False, "--skip-errors", help="Skip images that fail (any method), list them, exit 3."
@@ -150,9 +135,8 @@ def compare(
         bar.start()
     try:
         result = run_compare(
-            dataset, specs, out, split=split, split_file=split_file, threshold=threshold, device=device, engine=engine,
-            tile=tile, overlap=overlap, tta=tta, gray=gray, compat=compat,
-            bit_depth=bit_depth, input_range=input_range, workers=workers, skip_errors=skip_errors, progress=reporter,
+            dataset, specs, out, split=split, split_file=split_file, options=options, compat=compat,
+            workers=workers, skip_errors=skip_errors, progress=reporter,
         )
     finally:
         if bar is not None:
@@ -160,13 +144,10 @@ def compare(
     command = shlex.join(["irstd", *sys.argv[1:]]) if sys.argv and Path(sys.argv[0]).name == "irstd" else None
     written = write_outputs(result, images=picks, command=command)
 
-    for image_id, reason in result.skipped[:_MAX_SKIPPED_SHOWN]:
-        console.print(f"[yellow]skipped[/yellow] {escape(image_id)}: {escape(reason)}", highlight=False)
-    if len(result.skipped) > _MAX_SKIPPED_SHOWN:
-        console.print(f"[yellow]... and {len(result.skipped) - _MAX_SKIPPED_SHOWN} more skipped[/yellow]")
+    print_skipped([f"{image_id}: {reason}" for image_id, reason in result.skipped])
     rows = table_rows(result)
     where = split if split_file is None else str(split_file)
-    rule = "own rule per method" if threshold is None else f"score > {threshold:g}"
+    rule = "own rule per method" if options.threshold is None else f"score > {options.threshold:g}"
     table = _table(rows, escape(f"{dataset} ({where}): {rows[0]['images']} images, {rows[0]['targets']} targets; masks: {rule}"))
     # In logs (not a terminal) rich assumes 80 columns: print the table unsqueezed.
     (console if console.is_terminal else Console(stderr=True, width=max(console.width, 140))).print(table)

@@ -15,10 +15,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import DEVICE_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
+from irstd.cli._common import EXIT_SKIPPED, MethodName, WeightsFile, console, method_options, method_spec, print_skipped
 from irstd.errors import InputError
 
-_MAX_SKIPPED_SHOWN = 20
 #: Frames above this many pixels (2048²) without --tile get a hint about it (docs/detect.md).
 _TILE_HINT_PIXELS = 2048 * 2048
 
@@ -35,18 +34,15 @@ class Format(str, Enum):
 def _choose_method(method: str | None, weights: Path | None) -> str:
     from irstd.methods import CLASSICAL, default_weights
 
-    if weights is not None:
-        if method is not None and method.lower() != "cgrinet":
-            raise InputError(f"--weights: only used with --method cgrinet, not {method!r}")
-        return f"cgrinet:{weights}"
-    if method is None:
+    spec = method_spec(method, weights)
+    if spec is None:
         if default_weights() is None:
             raise InputError(
                 "--method is required until trained CgriNet weights are packaged "
                 f"(choose {', '.join(CLASSICAL[:-1])}, {CLASSICAL[-1]}, or cgrinet with --weights FILE)"
             )
         return "cgrinet"
-    return method
+    return spec
 
 
 class _Renderer:
@@ -119,24 +115,16 @@ class _Renderer:
         out.print(table)
 
 
+@method_options
 def detect(
     inputs: list[str] = typer.Argument(
         ..., metavar="INPUT",
         help="Image files, videos (mp4, avi, mov, mkv, ...: every frame), folders, glob patterns (quoted is fine), "
         "multi-page TIFFs, or - for paths on stdin.",
     ),
-    method: str = typer.Option(
-        None, "--method", "-m",
-        help="cgrinet, lcm, ipi or nram (cgrinet:FILE also works). Default: cgrinet with the packaged weights (docs/model_card.md).",
-    ),
-    weights: Path = typer.Option(None, "--weights", help="CgriNet weights (an irstd .safetensors file); implies --method cgrinet."),
-    threshold: float = typer.Option(
-        None, "--threshold", min=0.0, max=1.0,
-        help="Mask = score > T. Default: probability > 0.5 for CgriNet; the method's own rule (mean + k·std) for lcm/ipi/nram.",
-    ),
-    bit_depth: int = typer.Option(None, "--bit-depth", min=1, max=16, help="Significant bits of 16-bit images for CgriNet (default: from the weights, else 16)."),
-    input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
-    gray: str = typer.Option("auto", "--gray", help=GRAY_HELP),
+    method: MethodName = None,
+    weights: WeightsFile = None,
+    options=None,  # the method options (cli._common.METHOD_OPTIONS)
     out: Path = typer.Option(None, "--out", help="Folder for saved files: masks/, scores/, overlays/ (<stem>[_f<frame>].png)."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (for people), json (one object per image per line) or csv (one row per target)."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Write masks/<name>.png (0/255, native size)."),
@@ -144,11 +132,6 @@ def detect(
     save_overlay: bool = typer.Option(False, "--save-overlay", help="Write overlays/<name>.png (image with a box per target)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram (results stay in input order)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also read images in sub-folders of folder inputs."),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    engine: str = typer.Option("auto", "--engine", help=ENGINE_HELP),
-    tile: int = typer.Option(None, "--tile", help=TILE_HELP),
-    overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
-    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
     skip_errors: bool = typer.Option(False, "--skip-errors", help="Go on past unreadable images, list them at the end, exit 3."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never an input)."),
 ) -> None:
@@ -160,22 +143,18 @@ def detect(
     Exit status: 0 done; 2 unusable input or options; 3 some images skipped under --skip-errors.
     """
     from irstd.detect import collect_inputs, detect as run_detect, plan_items, plan_outputs, save_outputs, Skipped
-    from irstd.io import check_gray
     from irstd.methods import get_method
 
-    check_gray(gray)
     kinds = [k for k, on in (("mask", save_mask), ("scores", save_scores), ("overlay", save_overlay)) if on]
     if kinds and out is None:
         raise InputError("--out: needed with --save-mask, --save-scores or --save-overlay")
     spec = _choose_method(method, weights)
-    meth = get_method(spec, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
-                      engine=engine, tile=tile, overlap=overlap, tta=tta)
+    meth = get_method(spec, options)
     stdin_lines = sys.stdin if "-" in inputs else None
     paths = collect_inputs(inputs, recursive=recursive, stdin_lines=stdin_lines)
     items, skipped = plan_items(paths, skip_errors=skip_errors)
     if not items:
-        for s in skipped:
-            console.print(f"[yellow]skipped[/yellow] {escape(s.reason)}", highlight=False)
+        print_skipped([s.reason for s in skipped])
         raise InputError(f"INPUT: no usable image ({len(skipped)} skipped)")
     plan = plan_outputs(items, out, kinds, overwrite=overwrite)
     renderer = _Renderer(fmt, meth)
@@ -183,11 +162,11 @@ def detect(
     with Progress(TextColumn(escape(f"detecting ({meth.name})")), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("detect", total=len(items))
-        for result in run_detect(meth, items, workers=workers, skip_errors=skip_errors, gray=gray):
+        for result in run_detect(meth, items, workers=workers, skip_errors=skip_errors):
             if isinstance(result, Skipped):
                 skipped.append(result)
             else:
-                save_outputs(result, plan[result.item], overwrite=overwrite, gray=gray)
+                save_outputs(result, plan[result.item], overwrite=overwrite, gray=meth.gray)
                 renderer.add(result)
             bar.advance(task)
     renderer.finish()
@@ -198,16 +177,13 @@ def detect(
                f"image{'s' * (done != 1)}; mask: {meth.mask_rule}; method time {renderer.seconds:.2f} s"),
         style="dim", highlight=False,
     )
-    if tile is None and renderer.largest > _TILE_HINT_PIXELS:
+    if meth.tile is None and renderer.largest > _TILE_HINT_PIXELS:
         console.print("tip: frames this large run faster and in far less memory with --tile 512 (docs/detect.md)",
                       style="dim", highlight=False)
     if kinds and done:
         console.print(escape(f"wrote {', '.join(f'{k}s' if k != 'scores' else k for k in kinds)} to {out}"),
                       highlight=False)
     if skipped:
-        for s in skipped[:_MAX_SKIPPED_SHOWN]:
-            console.print(f"[yellow]skipped[/yellow] {escape(s.reason)}", highlight=False)
-        if len(skipped) > _MAX_SKIPPED_SHOWN:
-            console.print(f"[yellow]... and {len(skipped) - _MAX_SKIPPED_SHOWN} more skipped[/yellow]")
+        print_skipped([s.reason for s in skipped])
         console.print(f"[yellow]{len(skipped)} input{'s' * (len(skipped) != 1)} skipped[/yellow]")
         raise typer.Exit(EXIT_SKIPPED)

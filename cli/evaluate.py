@@ -11,10 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import COMPAT_HELP, DEVICE_HELP, ENGINE_HELP, EXIT_SKIPPED, GRAY_HELP, INPUT_RANGE_HELP, OVERLAP_HELP, TILE_HELP, TTA_HELP, console
+from irstd.cli._common import COMPAT_HELP, EXIT_SKIPPED, MethodName, WeightsFile, console, method_options, method_spec, print_skipped
 from irstd.errors import InputError
-
-_MAX_SKIPPED_SHOWN = 20
 
 
 def _pct(value) -> str:
@@ -43,6 +41,7 @@ def _table(summary: dict, title: str) -> Table:
     return table
 
 
+@method_options
 def evaluate(
     dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (images/, masks/, split files)."),
     split: str = typer.Option(None, "--split", help="Split name, e.g. test or dnanet_50_50/test."),
@@ -50,22 +49,9 @@ def evaluate(
     predictions: Path = typer.Option(
         None, "--predictions", help="Folder of score maps: <id>.png (8/16-bit, value/max) or <id>.npy (float in [0, 1])."
     ),
-    method: str = typer.Option(
-        None, "--method", "-m", help="Run a method on the split's images instead: cgrinet (with --weights), lcm, ipi, nram."
-    ),
-    weights: Path = typer.Option(None, "--weights", help="CgriNet weights (irstd .safetensors); implies --method cgrinet."),
-    threshold: float = typer.Option(
-        None, "--threshold", min=0.0, max=1.0,
-        help="Target pixels: score > THRESHOLD (default 0.5; for lcm/ipi/nram: the method's own rule mean + k·std).",
-    ),
-    bit_depth: int = typer.Option(None, "--bit-depth", min=1, max=16, help="CgriNet: significant bits of 16-bit images (default: from the weights)."),
-    input_range: str = typer.Option(None, "--input-range", help=INPUT_RANGE_HELP),
-    gray: str = typer.Option("auto", "--gray", help=GRAY_HELP + " Applies to the images a --method runs on and to colour --predictions maps."),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    engine: str = typer.Option("auto", "--engine", help=ENGINE_HELP),
-    tile: int = typer.Option(None, "--tile", help=TILE_HELP),
-    overlap: int = typer.Option(None, "--overlap", help=OVERLAP_HELP),
-    tta: str = typer.Option("none", "--tta", help=TTA_HELP),
+    method: MethodName = None,
+    weights: WeightsFile = None,
+    options=None,  # the method options (cli._common.METHOD_OPTIONS)
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for lcm/ipi/nram."),
     save_predictions: Path = typer.Option(
         None, "--save-predictions", help="With --method: also write each score map as <id>.png (16-bit) into this folder."
@@ -105,24 +91,19 @@ def evaluate(
         sweep_thresholds,
         write_report,
     )
-    from irstd.io import check_gray
     from irstd.metrics import Evaluator
 
     check_split_choice(split, split_file)
-    if weights is not None:
-        if method is not None and method.lower() != "cgrinet":
-            raise InputError(f"--weights: only used with --method cgrinet, not {method!r}")
-        method = f"cgrinet:{weights}"
+    method = method_spec(method, weights)
     if (predictions is None) == (method is None):
         raise InputError("--predictions/--method: give exactly one (saved score maps, or a method to run)")
     if save_predictions is not None and method is None:
         raise InputError("--save-predictions: only with --method")
-    if tile is not None and method is None:
+    if options.tile is not None and method is None:
         raise InputError("--tile: only with --method (saved predictions are already computed)")
-    if tta != "none" and method is None:
+    if options.tta != "none" and method is None:
         raise InputError("--tta: only with --method (saved predictions are already computed)")
     sweep = sweep_thresholds(pd_fa_step)
-    check_gray(gray)
     size, fa_rule = check_compat(compat)
     if out is not None:
         check_out_dir(out, overwrite)  # before any work
@@ -132,16 +113,15 @@ def evaluate(
     if method is not None:
         from irstd.methods import get_method
 
-        meth = get_method(method, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
-                          engine=engine, tile=tile, overlap=overlap, tta=tta)
+        meth = get_method(method, options)
     ds = open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
     if meth is None:
-        source = SavedPredictions(predictions, gray=gray)
-        threshold = 0.5 if threshold is None else threshold
+        source = SavedPredictions(predictions, gray=options.gray)
+        threshold = 0.5 if options.threshold is None else options.threshold
     else:
         source = MethodScores(ds, ids, meth, workers=workers, save_to=save_predictions, overwrite=overwrite,
-                              resize=size, gray=gray)
+                              resize=size)
         threshold = 0.5 if meth.threshold is None else meth.threshold  # own rule: the evaluator's τ is unused for masks
 
     with Progress(
@@ -167,16 +147,13 @@ def evaluate(
     if meth is not None:
         source.close()
 
-    for image_id, reason in result.skipped[:_MAX_SKIPPED_SHOWN]:
-        console.print(f"[yellow]skipped[/yellow] {escape(image_id)}: {escape(reason)}", highlight=False)
-    if len(result.skipped) > _MAX_SKIPPED_SHOWN:
-        console.print(f"[yellow]... and {len(result.skipped) - _MAX_SKIPPED_SHOWN} more skipped[/yellow]")
+    print_skipped([f"{image_id}: {reason}" for image_id, reason in result.skipped])
     if result.evaluator.images == 0:
         raise InputError(f"{predictions or method}: no image could be evaluated ({len(result.skipped)} skipped)")
 
     proto = protocol(
         dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold,
-        method=meth, workers=None if meth is None else workers, compat=compat, gray=gray,
+        method=meth, workers=None if meth is None else workers, compat=compat, gray=options.gray,
     )
     extra = None if meth is None else source.timing()
     summary = result.evaluator.summary()

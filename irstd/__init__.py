@@ -4,7 +4,8 @@ CgriNet (PyTorch), the classical baselines LCM, IPI and NRAM, and one metrics en
 community's definitions, behind the ``irstd`` command line.
 
 What a Python user needs is importable from here (loaded on first use, so ``import irstd`` stays
-light): :func:`read_image`, :func:`get_method` (``method.run(image)``), :func:`find_targets`,
+light): :func:`read_image`, :func:`get_method` (``method.run(image)``; options as keywords or one
+:class:`MethodOptions`), :func:`find_targets`,
 :class:`Evaluator`, :func:`open_dataset` and :class:`TrainConfig` (training:
 ``irstd.train.train(config)``). Example::
 
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "read_image": "irstd.io",
     "get_method": "irstd.methods",
+    "MethodOptions": "irstd.methods",
     "find_targets": "irstd.targets",
     "Evaluator": "irstd.metrics",
     "open_dataset": "irstd.data",

@@ -30,7 +30,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from irstd.data import Dataset, check_split_choice, ids_hash, open_dataset
 from irstd.errors import InputError
 from irstd.evaluate import check_compat, fa_rule_text, jsonable, read_for_compat, resize_for_compat, resolution_rule
 from irstd.provenance import versions
+from irstd.methods import MethodOptions
 from irstd.metrics import DEFAULT_SWEEP, MATCH_DISTANCE, PER_IMAGE_FIELDS, Evaluator
 
 __all__ = [
@@ -140,44 +141,6 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
     return specs
 
 
-def _weights_file(spec: str, method) -> Path | None:
-    _, sep, file = spec.partition(":")
-    if sep and file:
-        return Path(file)
-    for attr in ("weights", "weights_path", "path"):
-        value = getattr(method, attr, None)
-        if isinstance(value, str | os.PathLike) and Path(value).is_file():
-            return Path(value)
-    return None
-
-
-def _code_files(method) -> list[Path]:
-    """The source files a method's outputs depend on: ``irstd/methods.py``, ``irstd/tiles.py`` and, for a classical
-    method, its module in ``irstd.baselines`` with the shared helpers (``_common``,
-    ``_linalg``, ``_patches``, ``segment``); for a network, the ``irstd.models`` package."""
-    import sys
-
-    import irstd.methods
-
-    pkg = Path(irstd.methods.__file__).parent
-    files = [pkg / "methods.py", pkg / "tiles.py"]
-    if method.kind == "classical":
-        import irstd.baselines
-        from irstd.baselines import METHODS
-
-        base = Path(irstd.baselines.__file__).parent
-        own = Path(sys.modules[METHODS[method.name].fn.__module__].__file__)
-        files += [own, base / "segment.py", *sorted(base.glob("_*.py"))]
-    else:
-        files += sorted((pkg / "models").glob("*.py"))  # by path: hashing them needs no torch import
-        files.append(pkg / "intensity.py")  # to_float: the network's input mapping
-        if getattr(method, "engine", "torch") == "onnx":
-            files.append(pkg / "onnx_runtime.py")
-        files.append(pkg / "tta.py")
-    # Not: __init__ (registry), _reference.py (slow check implementations for tests).
-    return list(dict.fromkeys(f for f in files if f.name not in ("__init__.py", "_reference.py")))
-
-
 def _code_hash(files: Sequence[Path]) -> str:
     h = hashlib.sha256()
     for f in files:
@@ -185,32 +148,27 @@ def _code_hash(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def method_key(spec: str, method, *, threshold: float | None, bit_depth: int | None, gray: str = "auto",
-               compat: str | None = None) -> dict[str, Any]:
+def method_key(spec: str, method, *, compat: str | None = None) -> dict[str, Any]:
     """What a cached output depends on; its hash names the method's cache folder.
 
-    The weights enter through their SHA-256, not their path: a moved file keeps its cache, a
-    retrained one (same path, other bytes) is recomputed. The method's source code enters
-    through a SHA-256 of its files (:func:`_code_files`), so an edited implementation is
+    The method's own record (:meth:`irstd.methods.Method.record`: rules, threshold, tiling,
+    input mapping, engine, ...) and options, except where it runs (the device). The weights
+    enter through their SHA-256, not their path: a moved file keeps its cache, a retrained one
+    (same path, other bytes) is recomputed. The method's source code enters through a SHA-256
+    of its files (:meth:`irstd.methods.Method.code_files`), so an edited implementation is
     recomputed even when the irstd version stays the same (editable installs).
     """
-    weights = _weights_file(spec, method)
+    record = {k: v for k, v in method.record().items() if k not in ("method", "weights", "device")}
+    options = {k: v for k, v in asdict(method.options).items() if k != "device"}
+    weights = method.weights_file
     return {
         "method": spec.partition(":")[0].strip().lower(),
-        "kind": method.kind,
+        **record,
+        "options": options,
         "weights_sha256": None if weights is None else io.sha256_file(weights),
-        "score_rule": method.score_rule,
-        "mask_rule": method.mask_rule,
-        "threshold": threshold,
-        "bit_depth": bit_depth,
-        "input_range": getattr(method, "input_range", None),
-        "engine": getattr(method, "engine", None),
-        "tile": method.tiling(),
-        "tta": method.tta,
-        "gray": gray,
         "compat": compat,
         "irstd_version": __version__,
-        "code_sha256": _code_hash(_code_files(method)),
+        "code_sha256": _code_hash(method.code_files()),
         "cache_format": CACHE_FORMAT,
     }
 
@@ -471,18 +429,16 @@ class CompareResult:
         raise KeyError(label)
 
 
-def _build_methods(specs, out: Path, *, threshold, device, bit_depth, input_range, engine="auto", tile=None,
-                   overlap=None, tta="none", gray="auto", compat=None):
+def _build_methods(specs, out: Path, options: MethodOptions, compat=None):
     from irstd.methods import CLASSICAL, get_method
 
-    methods = [get_method(s, threshold=threshold, device=device, bit_depth=bit_depth, input_range=input_range,
-                          engine=engine, tile=tile, overlap=overlap,
-                          tta="none" if s.strip().lower() in CLASSICAL else tta) for s in specs]
+    # --tta concerns CgriNet only: the classical methods of the same run go without it
+    methods = [get_method(s, options, **({"tta": "none"} if s.strip().lower() in CLASSICAL else {})) for s in specs]
     labels = _labels(specs, [m.name for m in methods])
     infos = []
     for spec, label, method in zip(specs, labels, methods):
-        key = method_key(spec, method, threshold=threshold, bit_depth=bit_depth, gray=gray, compat=compat)
-        weights = _weights_file(spec, method)
+        key = method_key(spec, method, compat=compat)
+        weights = method.weights_file
         infos.append(
             MethodInfo(
                 spec=spec,
@@ -514,15 +470,7 @@ def compare(
     *,
     split: str | None = None,
     split_file: str | os.PathLike | None = None,
-    threshold: float | None = None,
-    device: str | None = None,
-    bit_depth: int | None = None,
-    input_range: str | None = None,
-    engine: str = "auto",
-    tile: int | None = None,
-    overlap: int | None = None,
-    tta: str = "none",
-    gray: str = "auto",
+    options: MethodOptions | None = None,
     compat: str | None = None,
     workers: int = 1,
     skip_errors: bool = False,
@@ -542,19 +490,12 @@ def compare(
         Run folder (see :func:`prepare_out`); its cache is reused.
     split, split_file : optional
         Which ids (:meth:`Dataset.ids`); one of them is required.
-    threshold : float, optional
-        Replace every method's own mask rule by ``score > threshold`` (the fixed-threshold
-        protocol); by default each method uses its own rule.
-    device, bit_depth, input_range, engine : optional
-        Passed to :func:`irstd.methods.get_method` (CgriNet device, 16-bit input mapping, input
-        range rule, torch or onnx).
-    tile, overlap : int, optional
-        Tiled inference for every method (:func:`irstd.tiles.map_tiled`); part of the cache key.
-    tta : {"none", "flip", "dihedral"}, optional
-        Test-time augmentation of the CgriNet methods (:func:`irstd.tta.map_tta`; the classical
-        ones run once); part of the cache key.
-    gray : {"auto", "luma", "r", "g", "b"}, optional
-        How colour images become grey (:func:`irstd.io.read_image`); part of the cache key.
+    options : MethodOptions, optional
+        Options of every method (:class:`irstd.methods.MethodOptions`), all part of the cache
+        key but the device: ``threshold`` replaces every method's own mask rule by ``score >
+        threshold`` (the fixed-threshold protocol; by default each method uses its own rule);
+        ``tta`` applies to the CgriNet methods only (the classical ones run once); ``gray`` is
+        how colour images become grey.
     compat : str, optional
         Another code base's protocol (:data:`irstd.evaluate.COMPAT`), only to compare with its
         tables: every method runs on the image resized to its evaluation size, masks are resized
@@ -584,7 +525,7 @@ def compare(
     check_split_choice(split, split_file)
     if workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
-    io.check_gray(gray)
+    options = options or MethodOptions()
     size, fa_rule = check_compat(compat)
     specs = parse_methods(methods)
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
@@ -592,9 +533,7 @@ def compare(
     if not ids:
         raise InputError(f"{split_file or split}: the split lists no ids")
     out = prepare_out(out, overwrite=overwrite)
-    infos, method_objs = _build_methods(specs, out, threshold=threshold, device=device, bit_depth=bit_depth,
-                                         input_range=input_range, engine=engine, tile=tile, overlap=overlap, tta=tta,
-                                         gray=gray, compat=compat)
+    infos, method_objs = _build_methods(specs, out, options, compat=compat)
     report = progress if progress is not None else (lambda *a: None)
 
     # Before any work: which image bytes each id stands for (part of each cached record), and a
@@ -657,8 +596,8 @@ def compare(
 
         paths = [str(ds.image_path(i)) for i in todo]
         if size is not None:  # read and resized here; the method gets the arrays
-            paths = (read_for_compat(p, size, gray) for p in paths)
-        for image_id, output in zip(todo, run_method(method, paths, workers, skip_errors=skip_errors, gray=gray)):
+            paths = (read_for_compat(p, size, options.gray) for p in paths)
+        for image_id, output in zip(todo, run_method(method, paths, workers, skip_errors=skip_errors)):
             if isinstance(output, InputError):
                 failure(image_id, output)
             else:
@@ -695,7 +634,7 @@ def compare(
     if not evaluated:
         raise InputError(f"{ds.root}: no image could be evaluated ({len(failed)} skipped)")
     skipped = [(i, failed[i]) for i in ids if i in failed]
-    proto = _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep, gray, compat)
+    proto = _protocol(ds, split, split_file, ids, evaluated, options, sweep, compat)
     return CompareResult(
         dataset=ds,
         split=split if split_file is None else None,
@@ -714,8 +653,8 @@ def compare(
 # --------------------------------------------------------------------------------------------
 
 
-def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input_range, sweep, gray,
-              compat) -> dict[str, Any]:
+def _protocol(ds, split, split_file, ids, evaluated, options, sweep, compat) -> dict[str, Any]:
+    threshold = options.threshold
     return {
         "dataset": str(ds.root),
         "split": split if split_file is None else None,
@@ -733,9 +672,9 @@ def _protocol(ds, split, split_file, ids, evaluated, threshold, bit_depth, input
             "masks; CgriNet scores are its probabilities. IoU, nIoU, precision, recall, F1, Pd and Fa "
             "come from each method's mask; AUC, AP and the curves from its scores."
         ),
-        "bit_depth": bit_depth,
-        "input_range": input_range,
-        "gray": gray,
+        "bit_depth": options.bit_depth,
+        "input_range": options.input_range,
+        "gray": options.gray,
         "compat": compat,
         "resolution": resolution_rule(compat),
         "matching": (

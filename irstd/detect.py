@@ -311,28 +311,25 @@ def detect(
     *,
     workers: int = 1,
     skip_errors: bool = False,
-    gray: str = "auto",
 ) -> Iterator[Detection | Skipped]:
     """Run ``method`` on every item and find its targets, in input order.
 
     Parameters
     ----------
     method : Method
-        From :func:`irstd.methods.get_method`.
+        From :func:`irstd.methods.get_method`; its ``gray`` option says how colour frames
+        become grey (:func:`irstd.io.read_image`).
     items : sequence of Item
     workers : int, optional
         Worker processes for classical methods (see :func:`irstd.methods.run_method`).
     skip_errors : bool, optional
         Yield a :class:`Skipped` for an unreadable image instead of raising.
-    gray : {"auto", "luma", "r", "g", "b"}, optional
-        How colour frames become grey (:func:`irstd.io.read_image`).
-
     Yields
     ------
     Detection or Skipped
     """
     jobs = [(item.path, item.frame) for item in items]
-    for item, result in zip(items, run_method(method, jobs, workers=workers, skip_errors=skip_errors, gray=gray)):
+    for item, result in zip(items, run_method(method, jobs, workers=workers, skip_errors=skip_errors)):
         if isinstance(result, InputError):
             yield Skipped(item.label, str(result))
             continue

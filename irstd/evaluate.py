@@ -180,8 +180,7 @@ class MethodScores:
         Replace existing ``<id>.png`` files in ``save_to``.
     resize : int, optional
         Run the method on each image resized to ``resize × resize`` (:func:`resize_for_compat`).
-    gray : {"auto", "luma", "r", "g", "b"}, optional
-        How colour images become grey (:func:`irstd.io.read_image`).
+        Colour images become grey by the method's ``gray`` option (:func:`irstd.io.read_image`).
 
     Attributes
     ----------
@@ -197,7 +196,7 @@ class MethodScores:
 
     def __init__(self, dataset: Dataset, ids: Sequence[str], method, *, workers: int = 1,
                  save_to: str | os.PathLike | None = None, overwrite: bool = False,
-                 resize: int | None = None, gray: str = "auto") -> None:
+                 resize: int | None = None) -> None:
         from irstd.methods import run_method
 
         self.method = method
@@ -215,8 +214,8 @@ class MethodScores:
             except InputError as exc:
                 items.append(exc)
         if resize is not None:  # read and resize here; the method gets the arrays
-            items = (read_for_compat(item, resize, gray) for item in items)
-        self._runs = run_method(method, items, workers=workers, skip_errors=True, gray=gray)
+            items = (read_for_compat(item, resize, method.gray) for item in items)
+        self._runs = run_method(method, items, workers=workers, skip_errors=True)
         self._results = zip(self.ids, self._runs)
 
     def close(self) -> None:
@@ -495,15 +494,16 @@ def protocol(
         out["threshold_rule"] = (
             f"masks: {method.mask_rule}; curves: {method.score_rule}"
         )
+        record = method.record()
         out.update({
             "method": method.name,
             "method_kind": method.kind,
             "score_rule": method.score_rule,
             "mask_rule": method.mask_rule,
             "parameters": method.parameters,
-            "weights": None if getattr(method, "weights", None) is None else str(method.weights),
-            "bit_depth": getattr(method, "bit_depth", None),
-            "input_range": getattr(method, "input_range", None),
+            "weights": record["weights"],
+            "bit_depth": record["bit_depth"],
+            "input_range": record["input_range"],
             "input_scale": "native values (0-255 for 8-bit, raw counts for 16-bit)"
             if method.kind == "classical" else "irstd.intensity.to_float (input range rule)",
             "workers": workers,

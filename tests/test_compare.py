@@ -177,19 +177,19 @@ def test_rerun_recomputes_nothing(data, full):
 
 def test_cache_key_follows_rules_and_weights(data, tmp_path):
     _, _, weights = data
-    key = method_key("lcm", get_method("lcm"), threshold=None, bit_depth=None)
-    assert key != method_key("lcm", get_method("lcm", threshold=0.3), threshold=0.3, bit_depth=None)
+    key = method_key("lcm", get_method("lcm"))
+    assert key != method_key("lcm", get_method("lcm", threshold=0.3))
     moved = tmp_path / "other.safetensors"
     shutil.copy(weights, moved)
-    a = method_key(f"cgrinet:{weights}", get_method(f"cgrinet:{weights}"), threshold=None, bit_depth=None)
-    b = method_key(f"cgrinet:{moved}", get_method(f"cgrinet:{moved}"), threshold=None, bit_depth=None)
+    a = method_key(f"cgrinet:{weights}", get_method(f"cgrinet:{weights}"))
+    b = method_key(f"cgrinet:{moved}", get_method(f"cgrinet:{moved}"))
     assert a == b  # same bytes elsewhere: same cache
     with open(moved, "r+b") as f:  # other bytes: another cache
         f.seek(-1, 2)
         last = f.read(1)
         f.seek(-1, 2)
         f.write(bytes([last[0] ^ 1]))
-    assert method_key(f"cgrinet:{moved}", get_method(f"cgrinet:{moved}"), threshold=None, bit_depth=None) != a
+    assert method_key(f"cgrinet:{moved}", get_method(f"cgrinet:{moved}")) != a
 
 
 def test_corrupt_image_skipped_or_stops(data, tmp_path):
@@ -288,23 +288,21 @@ def test_mask_of_another_size_is_caught_before_any_work(data, tmp_path):
 def test_cache_key_follows_one_byte_of_the_code(monkeypatch, tmp_path):
     import shutil
 
-    import irstd.compare as compare_module
-
     method = get_method("lcm")
-    real = compare_module._code_files(method)
+    real = method.code_files()
     assert "lcm.py" in [f.name for f in real]
+    assert method_key("lcm", method) == method_key("lcm", get_method("lcm"))  # stable
     copies = []
     for k, f in enumerate(real):  # the method's real source files, copied so one byte can change
         copies.append(tmp_path / f"{k}_{f.name}")
         shutil.copyfile(f, copies[-1])
-    monkeypatch.setattr(compare_module, "_code_files", lambda m: copies)
-    key = method_key("lcm", method, threshold=None, bit_depth=None)["code_sha256"]
-    assert key == method_key("lcm", get_method("lcm"), threshold=None, bit_depth=None)["code_sha256"]  # stable
+    monkeypatch.setattr(method, "code_files", lambda: copies)
+    key = method_key("lcm", method)["code_sha256"]
     lcm_copy = next(c for c in copies if c.name.endswith("_lcm.py"))
     text = bytearray(lcm_copy.read_bytes())
     text[-2] ^= 1  # one bit of one byte
     lcm_copy.write_bytes(bytes(text))
-    assert method_key("lcm", method, threshold=None, bit_depth=None)["code_sha256"] != key
+    assert method_key("lcm", method)["code_sha256"] != key
 
 
 def test_one_changed_image_alone_is_recomputed(data, tmp_path):

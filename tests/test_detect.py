@@ -53,7 +53,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _no_packaged_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(methods, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", tmp_path / "no-weights")
 
 
 def _run(*args, input=None):
@@ -305,7 +305,7 @@ def test_default_method_once_weights_are_packaged(folder, weights, monkeypatch, 
     packaged = tmp_path / "pkg"
     packaged.mkdir()
     (packaged / "cgrinet_sirst.safetensors").write_bytes(weights.read_bytes())
-    monkeypatch.setattr(methods, "WEIGHTS_DIR", packaged)
+    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", packaged)
     result = _run(folder / "img2.png", "-f", "json")
     assert result.exit_code == 0, result.stderr
     assert _json_lines(result)[0]["method"] == "cgrinet"

@@ -127,14 +127,14 @@ def test_network_input_range_from_metadata_and_option(tmp_path, scene):
 
 
 def test_default_weights(monkeypatch, tmp_path, weights):
-    monkeypatch.setattr(methods, "WEIGHTS_DIR", tmp_path / "none")
+    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", tmp_path / "none")
     assert methods.default_weights() is None
     with pytest.raises(InputError, match="no trained weights are packaged yet"):
         get_method("cgrinet")
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / "a.safetensors").write_bytes(weights.read_bytes())
-    monkeypatch.setattr(methods, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", folder)
     assert methods.default_weights() == folder / "a.safetensors"
     assert get_method("cgrinet").name == "cgrinet"
     (folder / "b.safetensors").write_bytes(weights.read_bytes())
@@ -237,7 +237,7 @@ def test_paper_weights_by_name(tmp_path, monkeypatch):
     full = save_weights(create_model("cgrinet_test"), tmp_path / "full.safetensors", {"input_range": "auto"})
     rewrite([str(full), str(folder / methods.PAPER_WEIGHTS_NAME), "--float16"])
     (folder / methods.DEFAULT_WEIGHTS_NAME).write_bytes(methods.default_weights().read_bytes())
-    monkeypatch.setattr(methods, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", folder)
     method = get_method("cgrinet:paper", engine="torch", device="cpu")
     assert method.name == "cgrinet:paper" and method.weights == folder / methods.PAPER_WEIGHTS_NAME
     assert get_method("cgrinet", device="cpu").weights == folder / methods.DEFAULT_WEIGHTS_NAME  # the default stays

@@ -125,14 +125,14 @@ def test_unwritable_cache_is_a_clear_error(weights, tmp_path, monkeypatch, image
 
 
 def test_compare_cache_key_covers_the_onnx_engine(weights):
-    from irstd.compare import _code_files, method_key
+    from irstd.compare import method_key
 
     torch_method = get_method(f"cgrinet:{weights}", engine="torch")
     onnx_method = get_method(f"cgrinet:{weights}")  # auto: ONNX Runtime on the CPU
-    assert "onnx_runtime.py" in [f.name for f in _code_files(onnx_method)]
-    assert "onnx_runtime.py" not in [f.name for f in _code_files(torch_method)]
-    assert "intensity.py" in [f.name for f in _code_files(torch_method)]  # to_float maps the network's input
-    keys = [method_key(f"cgrinet:{weights}", m, threshold=None, bit_depth=None) for m in (torch_method, onnx_method)]
+    assert "onnx_runtime.py" in [f.name for f in onnx_method.code_files()]
+    assert "onnx_runtime.py" not in [f.name for f in torch_method.code_files()]
+    assert "intensity.py" in [f.name for f in torch_method.code_files()]  # to_float maps the network's input
+    keys = [method_key(f"cgrinet:{weights}", m) for m in (torch_method, onnx_method)]
     assert keys[0]["engine"] == "torch" and keys[1]["engine"] == "onnx" and keys[0] != keys[1]
 
 
@@ -176,14 +176,14 @@ def test_a_graph_of_other_weights_next_to_a_file_is_not_used(weights, cache, ima
 def test_auto_engine_and_device(monkeypatch, weights):
     from irstd import methods
 
-    monkeypatch.setattr(methods, "cuda_available", lambda: False)
+    monkeypatch.setattr(methods.options, "cuda_available", lambda: False)
     assert methods.resolve_engine("auto", "auto") == ("onnx", "cpu")
     assert methods.resolve_engine("torch", None) == ("torch", "cpu")
     with pytest.raises(InputError, match="--device cuda: no CUDA GPU is available"):
         methods.resolve_engine("auto", "cuda")
     with pytest.raises(InputError, match="--device: expected"):
         methods.resolve_engine("auto", "tpu")
-    monkeypatch.setattr(methods, "cuda_available", lambda: True)
+    monkeypatch.setattr(methods.options, "cuda_available", lambda: True)
     assert methods.resolve_engine("auto", "auto") == ("torch", "cuda")
     assert methods.resolve_engine("onnx", "auto") == ("onnx", "cpu")
     assert methods.resolve_engine("auto", "cpu") == ("onnx", "cpu")

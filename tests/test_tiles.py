@@ -25,7 +25,7 @@ from irstd.tiles import check_tiling, map_tiled, tile_spans
 
 @pytest.fixture(autouse=True)
 def _no_packaged_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(methods, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", tmp_path / "no-weights")
 
 
 @pytest.mark.parametrize("length", [40, 64, 65, 100, 129, 300, 1001])

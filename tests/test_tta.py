@@ -15,7 +15,7 @@ from irstd.compare import _build_methods, method_key
 from irstd.errors import InputError
 from irstd.io import write_image
 from irstd.intensity import to_float
-from irstd.methods import get_method
+from irstd.methods import MethodOptions, get_method
 from irstd.models import create_model, load_model, predict, save_weights
 from irstd.synth import make_scene
 from irstd.targets import find_targets
@@ -25,7 +25,7 @@ from irstd.tta import TTA_MODES, map_tta, tta_views
 
 @pytest.fixture(autouse=True)
 def _no_packaged_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(methods, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", tmp_path / "no-weights")
 
 
 @pytest.fixture
@@ -101,10 +101,9 @@ def test_tta_only_for_networks_and_known_modes(weights):
     with pytest.raises(InputError, match="--tta: expected one of none, flip, dihedral"):
         get_method(f"cgrinet:{weights}", tta="flips")
     # compare applies it to the networks of a list and runs the classical methods once
-    infos, objs = _build_methods(["lcm", f"cgrinet:{weights}"], weights.parent, threshold=None, device=None,
-                                 bit_depth=None, input_range=None, tta="flip")
+    infos, objs = _build_methods(["lcm", f"cgrinet:{weights}"], weights.parent, MethodOptions(tta="flip"))
     assert [m.tta for m in objs] == ["none", "flip"]
-    keys = [method_key(f"cgrinet:{weights}", get_method(f"cgrinet:{weights}", tta=t), threshold=None, bit_depth=None)
+    keys = [method_key(f"cgrinet:{weights}", get_method(f"cgrinet:{weights}", tta=t))
             for t in ("none", "flip")]
     assert keys[0]["tta"] == "none" and keys[1]["tta"] == "flip" and keys[0] != keys[1]
 

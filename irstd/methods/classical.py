@@ -1,0 +1,75 @@
+"""LCM, IPI and NRAM as methods: :class:`ClassicalMethod`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from irstd.errors import InputError
+from irstd.methods.base import Method, MethodOutput, _check_image, _tiled_rule
+from irstd.methods.options import MethodOptions
+from irstd.tiles import map_tiled
+
+#: The classical methods, by name (see :data:`irstd.baselines.METHODS`).
+CLASSICAL = ("lcm", "ipi", "nram")
+
+
+@dataclass
+class ClassicalMethod(Method):
+    """LCM, IPI or NRAM (:mod:`irstd.baselines`) with its default segmentation ``k``."""
+
+    k: float = 3.0
+    #: NumPy BLAS threads for IPI/NRAM matrix products (:func:`irstd.baselines.matmul_threads`;
+    #: ``None``: up to 2). Worker processes of :func:`run_method` use 1.
+    blas_threads: int | None = None
+
+    def code_files(self) -> list[Path]:
+        """Adds the method's module in ``irstd.baselines`` and the shared helpers (``segment``,
+        ``_common``, ``_linalg``, ``_patches``, ...); not ``_reference.py`` (test implementations)."""
+        import irstd.baselines  # installed from the project's baselines/ folder: found by import
+
+        base = Path(irstd.baselines.__file__).parent
+        helpers = [f for f in sorted(base.glob("_*.py")) if f.name not in ("__init__.py", "_reference.py")]
+        return [*super().code_files(), Path(__file__).resolve(), base / f"{self.name}.py", base / "segment.py", *helpers]
+
+    def run(self, image: np.ndarray) -> MethodOutput:
+        from irstd.baselines import METHODS, matmul_threads, minmax, segment
+        from irstd.metrics import threshold_scores
+
+        image = _check_image(image)
+        fn = METHODS[self.name].fn
+        threads = 1 if self.name == "lcm" else self.blas_threads  # LCM has no matrix products
+        start = time.perf_counter()
+        with matmul_threads(threads):
+            raw = map_tiled(lambda a: np.asarray(fn(a), dtype=np.float64), np.asarray(image, dtype=np.float64),
+                            self.tile, self.overlap)
+        scores = minmax(raw)
+        if self.threshold is None:
+            mask = segment(raw, self.k)
+        else:
+            mask = threshold_scores(scores, self.threshold)
+        seconds = time.perf_counter() - start
+        return MethodOutput(scores=scores, mask=mask, raw=raw, seconds=seconds)
+
+
+
+def _classical(name: str, options: MethodOptions) -> ClassicalMethod:
+    if options.tta != "none":
+        raise InputError(f"--tta {options.tta}: only with cgrinet (it averages the network's probabilities), not {name}")
+    from irstd.baselines import METHODS  # here: CgriNet alone needs neither SciPy's LAPACK nor the baselines
+
+    base = METHODS[name]
+    threshold = options.threshold
+    return ClassicalMethod(
+        name=name,
+        kind="classical",
+        score_rule=f"min-max normalised raw {name.upper()} map{_tiled_rule(options)}",
+        mask_rule=f"raw map > mean + {base.k:g}·std" if threshold is None else f"min-max score > {threshold:g}",
+        threshold=threshold,
+        options=options,
+        k=base.k,
+    )
+

@@ -15,9 +15,7 @@ def gram(g: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 # Below this fraction of the spectrum a subset solver (MRRR, ``evr``) beats the full
-# divide-and-conquer ``evd``; measured on IPI's Gram matrices of SIRST images with 1 thread:
-# 609×609, evd 48-59 ms, evr for the top 40 pairs 28 ms, 99 (16 %) 47 ms, 119 (20 %) 47 ms,
-# 148 (24 %) 54 ms; 390×390, evd 22 ms, evr for 72 pairs (18 %) 18 ms, 95 (24 %) 22 ms.
+# divide-and-conquer ``evd`` on IPI's Gram matrices (timings in docs/baselines.md).
 SUBSET_FRACTION = 0.2
 
 

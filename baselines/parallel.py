@@ -82,10 +82,10 @@ def matmul_threads(threads: int | None = None):
     """Run NumPy's matrix products on ``threads`` BLAS threads, every other BLAS/LAPACK on one.
 
     IPI and NRAM spend most of their time in two kinds of calls: NumPy matrix products (the Gram
-    matrix and the low-rank update, compute-bound, ~1.6x faster on 2 threads) and SciPy's
+    matrix and the low-rank update, compute-bound, faster on 2 threads) and SciPy's
     ``eigh`` (LAPACK ``syevd``, many small calls that a second thread slows down). Wheels of
     NumPy and SciPy carry separate OpenBLAS copies with separate thread pools; with both at 2
-    threads their spinning workers fight over the cores (IPI 2-3x slower, measured). This keeps
+    threads their spinning workers fight over the cores (IPI several times slower; docs/baselines.md). This keeps
     NumPy's pool at ``threads`` and the others at 1 for the duration, then restores them. Where
     NumPy and SciPy share one BLAS, that one gets ``threads``. :func:`irstd.baselines.ipi` and
     :func:`irstd.baselines.nram` run under it, so a call from Python is as fast as the command

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 # One BLAS thread per process unless the user says otherwise (set before NumPy loads): NumPy's
-# and SciPy's OpenBLAS copies both on 2 threads fight over the cores (IPI 2-3x slower, measured).
+# and SciPy's OpenBLAS copies both on 2 threads fight over the cores (docs/baselines.md).
 # IPI/NRAM raise NumPy's pool alone for their matrix products (irstd.baselines.matmul_threads);
 # --workers N runs images in parallel processes, one thread each.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

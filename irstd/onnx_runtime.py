@@ -110,8 +110,8 @@ def open_session(path: str | os.PathLike, threads: int | None = None, spin: bool
 
     Default threads: ``OMP_NUM_THREADS`` when set, else ONNX Runtime's choice (one per physical
     core). ``spin`` lets idle worker threads spin briefly between operators instead of sleeping:
-    1.28x faster on a 256² frame with 2 threads (11.8 against 15.1 ms, ``docs/detect.md``), at the
-    price of busy threads while a frame runs. When another process keeps the cores busy, set
+    faster on small frames (figures in ``docs/detect.md``), at the price of busy threads while a
+    frame runs. When another process keeps the cores busy, set
     ``OMP_NUM_THREADS=1`` (one thread: nothing spins).
     """
     ort = _require_runtime()

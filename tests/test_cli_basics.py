@@ -32,6 +32,33 @@ def test_usage_errors_are_one_line_exit_2(args, message):
     assert "╭" not in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", ["detect", "evaluate", "compare"])
+def test_every_running_command_takes_every_method_option(command):
+    import dataclasses
+
+    from irstd.cli._common import METHOD_OPTIONS
+    from irstd.methods import MethodOptions
+
+    assert set(METHOD_OPTIONS) == {f.name for f in dataclasses.fields(MethodOptions)}  # one CLI option per field
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in METHOD_OPTIONS:
+        assert "--" + name.replace("_", "-") in result.output, (command, name)
+
+
+@pytest.mark.parametrize("command", [["detect", "x.png"], ["evaluate", "--dataset", "d", "--split", "test"],
+                                     ["compare", "--dataset", "d", "--split", "test", "--methods", "lcm", "--out", "o"]])
+@pytest.mark.parametrize("option, value", [("--gray", "hsv"), ("--tta", "rot"), ("--input-range", "log"),
+                                           ("--tile", "32"), ("--engine", "tvm")])
+def test_a_bad_method_option_is_one_line_before_any_work(tmp_path, monkeypatch, command, option, value):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [*command, option, value])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("irstd: error: " + option), result.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_usage_error_from_the_installed_command():
     proc = subprocess.run([sys.executable, "-m", "irstd.cli.main", "detect", "x.png", "--threshold", "1.5"],
                           capture_output=True, text=True, timeout=120)

@@ -258,3 +258,68 @@ def test_packaged_paper_weights_load_when_shipped():
     assert path.stat().st_size <= 50 * 2**20
     model = load_model(path)
     assert model.model_name == "cgrinet" and model.weights_metadata.get("storage_dtype") == "float16"
+
+
+# ---- MethodOptions: one checked value -------------------------------------------------------
+
+
+def test_method_options_check_every_field_and_name_the_option():
+    from irstd.methods import MethodOptions
+
+    for bad, option in (({"threshold": 1.5}, "--threshold"), ({"engine": "tvm"}, "--engine"),
+                        ({"bit_depth": 17}, "--bit-depth"), ({"input_range": "log"}, "--input-range"),
+                        ({"gray": "hsv"}, "--gray"), ({"tile": 32}, "--tile"),
+                        ({"tile": 100, "overlap": 51}, "--overlap"), ({"tta": "rot"}, "--tta")):
+        with pytest.raises(InputError, match=f"^{option}"):
+            MethodOptions(**bad)
+    options = MethodOptions(threshold=1, input_range=" fixed: 7000, 9500 ", tile=100)
+    assert options.threshold == 1.0 and isinstance(options.threshold, float)
+    assert options.input_range == "fixed:7000,9500"  # canonical
+    assert options.effective_overlap == 50 and MethodOptions(tile=512).effective_overlap == 64
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_options_value_and_keywords_build_the_same_method(name, weights):
+    from dataclasses import replace
+
+    from irstd.methods import MethodOptions
+
+    spec = f"cgrinet:{weights}" if name == "cgrinet" else name
+    options = MethodOptions(threshold=0.3, device="cpu", tile=64, overlap=16)
+    a, b = get_method(spec, options), get_method(spec, threshold=0.3, device="cpu", tile=64, overlap=16)
+    assert a.record() == b.record() and a.options == b.options == options
+    assert get_method(spec, options, threshold=0.6).threshold == 0.6  # keywords change the given options
+    assert get_method(spec, replace(options, tile=None)).tiling() is None
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_method_describes_itself(name, weights):
+    spec = f"cgrinet:{weights}" if name == "cgrinet" else name
+    method = get_method(spec, device="cpu", tile=64)
+    record = method.record()
+    assert set(record) == {"method", "kind", "score_rule", "mask_rule", "threshold", "tile", "tta", "gray",
+                           "weights", "bit_depth", "input_range", "engine", "device"}
+    assert record["method"] == method.name and record["tile"] == {"size": 64, "overlap": 32}
+    files = method.code_files()
+    assert files and all(f.is_file() for f in files) and len(set(files)) == len(files)
+    names = [f.name for f in files]
+    assert "tiles.py" in names
+    if name == "cgrinet":
+        assert record["weights"] == str(weights) and record["engine"] == "onnx" and record["device"] == "cpu"
+        assert method.weights_file == weights and "cgrinet.py" in names and "intensity.py" in names
+    else:
+        assert record["weights"] is None and method.weights_file is None
+        assert f"{name}.py" in names and "segment.py" in names and "_reference.py" not in names
+
+
+def test_bit_depth_is_read_from_its_own_metadata_key(tmp_path):
+    from irstd.methods.network import _bit_depth_from_metadata
+
+    assert _bit_depth_from_metadata({"bit_depth": "14"}) == 14
+    assert _bit_depth_from_metadata({"bit_depth": "none", "bit_depth_rule": "to_float(bit_depth=12)"}) is None
+    assert _bit_depth_from_metadata({"bit_depth_rule": "irstd.io.to_float(bit_depth=12): ..."}) == 12  # older files
+    assert _bit_depth_from_metadata({}) is None
+    torch.manual_seed(0)
+    path = save_weights(create_model("cgrinet_test"), tmp_path / "w.safetensors", metadata={"bit_depth": "10"})
+    assert get_method(f"cgrinet:{path}").bit_depth == 10
+    assert get_method(f"cgrinet:{path}", bit_depth=12).bit_depth == 12  # the option wins

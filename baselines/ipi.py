@@ -58,16 +58,7 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
     W = np.ascontiguousarray(D.T if transposed else D)
     p, q = W.shape
     tau = 2.0  # Lipschitz constant of the RPCA problem; the algebra below uses tau == 2
-    # The top 4 eigenpairs of W Wᵀ give μ₀ = σ₂(D) and μ̄ = 0.005 σ₄(D), and also the first SVT:
-    # G_A = D/2 there, so σ₂(G_A) = μ₀/τ exactly. The reference's SVDs of D and D/2 scale
-    # exactly, so that tie is "not above the threshold"; deriving both from the same
-    # eigenvalues keeps it so (a separate solver call could round it either way and shift the
-    # rank-stability count by one iteration: SIRST Misc_413 then stopped at 12 instead of 44).
-    k0 = min(4, p)
-    w0, v0 = linalg.eigh(W @ W.T, subset_by_index=(p - k0, p - 1), overwrite_a=True,
-                         check_finite=False)
-    w0, v0 = w0[::-1], v0[:, ::-1]
-    s = np.concatenate([np.sqrt(np.maximum(w0, 0.0)), np.zeros(4 - k0)])
+    w0, v0, s = _top_eigenpairs(W)
     mu = float(s[1])
     mu_bar = 0.005 * float(s[3])
     # With tau = 2: G_A = (Z + D)/2 and G_E = D - G_A, where Z = Y_A - Y_E
@@ -107,30 +98,7 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
         et = lam * mu / tau
         t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         c_next = (t - 1.0) / t_next
-        ss = 0.0
-        ee = 0.0
-        card = 0
-        for r0 in range(0, p, rows):
-            r1 = min(r0 + rows, p)
-            b = r1 - r0
-            a_b = np.matmul(u[r0:r1], h, out=blk[:b])
-            # G_E = D - G_A; soft threshold: G - clip(G, -t, t) == sign(G) max(|G| - t, 0)
-            e_b = np.subtract(W[r0:r1], GA[r0:r1], out=E[r0:r1])
-            sc = np.clip(e_b, -et, et, out=blk2[:b])
-            e_b -= sc
-            card += int(np.count_nonzero(e_b))
-            ee += float(np.vdot(e_b, e_b))
-            # Δ_{k+1} = A - E into Δ_{k-1}'s rows; a - e = Z - Δ_{k+1}
-            d_b = np.subtract(a_b, e_b, out=dk1[r0:r1])
-            z_b = Z[r0:r1]
-            sc = np.subtract(z_b, d_b, out=blk2[:b])
-            ss += float(np.vdot(sc, sc))
-            # Next iteration: Z = Δ_{k+1} + c (Δ_{k+1} - Δ_k), G_A = (Z + D)/2
-            np.subtract(d_b, dk[r0:r1], out=z_b)
-            z_b *= c_next
-            z_b += d_b
-            g_b = np.add(z_b, W[r0:r1], out=GA[r0:r1])
-            g_b *= 0.5
+        ss, ee, card = _fused_update(W, GA, Z, E, dk, dk1, u, h, et, c_next, blk, blk2)
         ss *= 2.0
         xx = float(np.dot(s_new, s_new)) + ee  # ||A||_F^2 = sum (s - t)^2
         crit = math.sqrt(ss) / (tau * max(1.0, math.sqrt(xx)))
@@ -162,6 +130,69 @@ def apg_rpca(D: np.ndarray, lam: float, tol: float = 1e-6, max_iter: int = 1000,
     if transposed:
         return APGResult(A=A.T, E=E.T, iterations=it, rank=rank, stop=stop)
     return APGResult(A=A, E=E, iterations=it, rank=rank, stop=stop)
+
+
+def _top_eigenpairs(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``min(4, p)`` eigenpairs of ``W Wᵀ`` (decreasing) and ``σ₁..σ₄`` of ``W``.
+
+    They give μ₀ = σ₂(D) and μ̄ = 0.005 σ₄(D), and also the first SVT: G_A = D/2 there, so
+    σ₂(G_A) = μ₀/τ exactly. The reference's SVDs of D and D/2 scale exactly, so that tie is
+    "not above the threshold"; deriving both from the same eigenvalues keeps it so (a separate
+    solver call could round it either way and shift the rank-stability count by one iteration:
+    SIRST Misc_413 then stopped at 12 instead of 44). Singular values past ``p`` are 0.
+    """
+    p = W.shape[0]
+    k0 = min(4, p)
+    w0, v0 = linalg.eigh(W @ W.T, subset_by_index=(p - k0, p - 1), overwrite_a=True,
+                         check_finite=False)
+    w0, v0 = w0[::-1], v0[:, ::-1]
+    s = np.concatenate([np.sqrt(np.maximum(w0, 0.0)), np.zeros(4 - k0)])
+    return w0, v0, s
+
+
+def _fused_update(W, GA, Z, E, dk, dk1, u, h, et, c_next, blk, blk2) -> tuple[float, float, int]:
+    """The elementwise updates of one APG iteration, fused over blocks of rows (in place).
+
+    With ``A = u @ h`` (formed block by block in ``blk``), writes ``E`` = soft threshold of
+    ``G_E = D - G_A`` at ``et``, ``dk1`` = Δ_{k+1} = A - E, and the next iteration's
+    ``Z = Δ_{k+1} + c_next (Δ_{k+1} - Δ_k)`` and ``GA = (Z + D)/2``. ``blk2`` is scratch.
+
+    Returns
+    -------
+    ss : float
+        ``||Z_k - Δ_{k+1}||²`` (half the squared norm of ``[S_A S_E]``).
+    ee : float
+        ``||E_{k+1}||²``.
+    card : int
+        Non-zeros of ``E_{k+1}``.
+    """
+    p = W.shape[0]
+    rows = blk.shape[0]
+    ss = 0.0
+    ee = 0.0
+    card = 0
+    for r0 in range(0, p, rows):
+        r1 = min(r0 + rows, p)
+        b = r1 - r0
+        a_b = np.matmul(u[r0:r1], h, out=blk[:b])
+        # G_E = D - G_A; soft threshold: G - clip(G, -t, t) == sign(G) max(|G| - t, 0)
+        e_b = np.subtract(W[r0:r1], GA[r0:r1], out=E[r0:r1])
+        sc = np.clip(e_b, -et, et, out=blk2[:b])
+        e_b -= sc
+        card += int(np.count_nonzero(e_b))
+        ee += float(np.vdot(e_b, e_b))
+        # Δ_{k+1} = A - E into Δ_{k-1}'s rows; a - e = Z - Δ_{k+1}
+        d_b = np.subtract(a_b, e_b, out=dk1[r0:r1])
+        z_b = Z[r0:r1]
+        sc = np.subtract(z_b, d_b, out=blk2[:b])
+        ss += float(np.vdot(sc, sc))
+        # Next iteration: Z = Δ_{k+1} + c (Δ_{k+1} - Δ_k), G_A = (Z + D)/2
+        np.subtract(d_b, dk[r0:r1], out=z_b)
+        z_b *= c_next
+        z_b += d_b
+        g_b = np.add(z_b, W[r0:r1], out=GA[r0:r1])
+        g_b *= 0.5
+    return ss, ee, card
 
 
 @with_blas_threads

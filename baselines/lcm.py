@@ -63,22 +63,16 @@ def lcm(image, cell_sizes=(3, 5, 7, 9)) -> np.ndarray:
        doi:10.1109/TGRS.2013.2242477
     """
     img = as_float_image(image)
-    sizes = tuple(cell_sizes)
-    if not sizes:
-        raise InputError("cell_sizes: at least one cell size is needed")
-    for l in sizes:
-        if int(l) != l or l < 1 or l % 2 == 0:
-            raise InputError(f"cell_sizes: {l!r} is not a positive odd integer")
+    sizes = _cell_sizes(cell_sizes)
     h, w = img.shape
     out = np.zeros((h, w))
     # 0/0 -> 0 and x/0 -> x/eps: divide by max(m_max, eps) with eps on the image's scale
     peak = float(img.max())
     eps = np.finfo(np.float64).eps * peak if peak > 0 else 1.0
-    sizes = sorted({int(l) for l in sizes})
     hmax = sizes[-1] // 2
     R = sizes[-1] + hmax  # farthest neighbour-cell pixel from the centre pixel
     P = np.pad(img, R, mode="edge")  # edge replication, as imfilter 'replicate' / imdilate
-    Hp, Wp = P.shape
+    Wp = P.shape[1]
     # Row-wise sums and maxima over 2k+1 columns for k = 0..hmax, grown incrementally and kept
     # on the columns hmax..Wp-hmax-1 of P.
     cols = slice(hmax, Wp - hmax)
@@ -95,22 +89,7 @@ def lcm(image, cell_sizes=(3, 5, 7, 9)) -> np.ndarray:
             np.maximum(hmx, left, out=hmx)
             np.maximum(hmx, right, out=hmx)
         k_done = half
-        # column sums over 2*half+1 rows: box sums centred at padded rows hmax..Hp-hmax-1
-        rows_n = Hp - 2 * hmax
-        box = hsum[hmax - half:hmax - half + rows_n].copy()
-        for k in range(1, l):
-            box += hsum[hmax - half + k:hmax - half + k + rows_n]
-        box /= l * l
-        # box[i, j] is the mean of the l×l cell centred at padded (i + hmax, j + hmax); the
-        # neighbour cell (dy, dx) of image pixel (y, x) is centred at (R + y + dy*l, ...).
-        o = R - hmax
-        top = box[o - l:o - l + h]
-        mid = box[o:o + h]
-        bot = box[o + l:o + l + h]
-        mmax = np.maximum(top[:, o - l:o - l + w], top[:, o:o + w])
-        for m in (top[:, o + l:o + l + w], mid[:, o - l:o - l + w], mid[:, o + l:o + l + w],
-                  bot[:, o - l:o - l + w], bot[:, o:o + w], bot[:, o + l:o + l + w]):
-            np.maximum(mmax, m, out=mmax)
+        mmax = _neighbour_mean_max(hsum, l, hmax, R, h, w)
         # central maximum over the l×l cell
         cm = hmx[R - half:R - half + h, R - hmax:R - hmax + w].copy()
         for k in range(1, l):
@@ -121,3 +100,40 @@ def lcm(image, cell_sizes=(3, 5, 7, 9)) -> np.ndarray:
         c[num <= 0] = 0.0
         np.maximum(out, c, out=out)
     return out
+
+
+def _cell_sizes(cell_sizes) -> list[int]:
+    """The distinct cell sizes in increasing order; :class:`InputError` unless positive and odd."""
+    sizes = tuple(cell_sizes)
+    if not sizes:
+        raise InputError("cell_sizes: at least one cell size is needed")
+    for l in sizes:
+        if int(l) != l or l < 1 or l % 2 == 0:
+            raise InputError(f"cell_sizes: {l!r} is not a positive odd integer")
+    return sorted({int(l) for l in sizes})
+
+
+def _neighbour_mean_max(hsum: np.ndarray, l: int, hmax: int, R: int, h: int, w: int) -> np.ndarray:
+    """Per image pixel, the largest of the means of its eight neighbour ``l×l`` cells.
+
+    ``hsum`` holds the row-wise sums over ``l`` columns of the image padded by ``R``, kept on
+    the padded columns ``hmax..Wp-hmax-1``; the result has shape ``(h, w)``.
+    """
+    half = l // 2
+    # column sums over 2*half+1 rows: box sums centred at padded rows hmax..Hp-hmax-1
+    rows_n = hsum.shape[0] - 2 * hmax
+    box = hsum[hmax - half:hmax - half + rows_n].copy()
+    for k in range(1, l):
+        box += hsum[hmax - half + k:hmax - half + k + rows_n]
+    box /= l * l
+    # box[i, j] is the mean of the l×l cell centred at padded (i + hmax, j + hmax); the
+    # neighbour cell (dy, dx) of image pixel (y, x) is centred at (R + y + dy*l, ...).
+    o = R - hmax
+    top = box[o - l:o - l + h]
+    mid = box[o:o + h]
+    bot = box[o + l:o + l + h]
+    mmax = np.maximum(top[:, o - l:o - l + w], top[:, o:o + w])
+    for m in (top[:, o + l:o + l + w], mid[:, o - l:o - l + w], mid[:, o + l:o + l + w],
+              bot[:, o - l:o - l + w], bot[:, o:o + w], bot[:, o + l:o + l + w]):
+        np.maximum(mmax, m, out=mmax)
+    return mmax

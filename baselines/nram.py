@@ -37,6 +37,81 @@ def _dc(s_sub: np.ndarray, sig: np.ndarray, mu: float, gamma: float,
     return out
 
 
+def _check_args(shape, patch_size, step, threshold, reconstruction, max_iter) -> None:
+    """:class:`InputError` for arguments of :func:`nram_decompose` out of their domain."""
+    _patches.check_patch_args(shape, patch_size, step)
+    if threshold not in ("asymmetric", "symmetric"):
+        raise InputError(f"threshold: expected 'asymmetric' or 'symmetric', got {threshold!r}")
+    if reconstruction not in _patches.RECONSTRUCTIONS:
+        raise InputError(f"reconstruction: expected one of {_patches.RECONSTRUCTIONS}, "
+                         f"got {reconstruction!r}")
+    if max_iter < 1:
+        raise InputError(f"max_iter: must be at least 1, got {max_iter!r}")
+
+
+def _fused_update(X, B, T, E, ym, VE, G, wb, c_lam: float, weight_eps: float, inv_mu: float,
+                  shrink: float, rho: float, asymmetric: bool) -> float:
+    """The T-, E- and multiplier steps of one iteration, then the next G_B, fused over row blocks.
+
+    All arrays are in patch-row layout and updated in place: ``T`` (weighted l1 threshold of
+    the residual ``R = X - B - E - Y/mu`` with weights ``c_lam / (|R| + weight_eps)``), ``E``
+    (per-patch l2,1 shrinkage by ``shrink``), the scaled multiplier ``ym``, ``VE = X - ym - E``
+    and ``G = X - T - E - ym``. ``wb`` is scratch for one block; its row count sets the block
+    size.
+
+    Returns
+    -------
+    float
+        ``||Z||²`` with ``Z = X - T - B - E``, for the stopping test.
+    """
+    p = X.shape[0]
+    rows = wb.shape[0]
+    zz = 0.0
+    for a in range(0, p, rows):
+        b = min(a + rows, p)
+        ve, t, e, y, g = VE[a:b], T[a:b], E[a:b], ym[a:b], G[a:b]
+        # T-step: weighted l1 with weights from the residual R = X - B - E - Y/mu
+        R = np.subtract(ve, B[a:b], out=g)
+        wt = np.abs(R, out=wb[:b - a])
+        wt += weight_eps
+        np.divide(c_lam, wt, out=wt)  # lam * weights
+        if asymmetric:
+            # max(R - lam W / mu, 0) + min(R + lam W, 0)  (authors' code: no 1/mu on the
+            # negative side)
+            np.multiply(wt, -inv_mu, out=t)
+            t += R
+            np.maximum(t, 0.0, out=t)
+            wt += R
+            np.minimum(wt, 0.0, out=wt)
+            t += wt
+        else:
+            wt *= inv_mu
+            np.abs(R, out=t)
+            t -= wt
+            np.maximum(t, 0.0, out=t)
+            np.sign(R, out=wt)
+            t *= wt
+        # E-step: per-patch l2,1 shrinkage of Q = X - T - B - Y/mu = R - T + E
+        Q = R
+        Q -= t
+        Q += e
+        norms = np.sqrt(np.einsum("ij,ij->i", Q, Q))
+        norms[norms == 0] = shrink
+        scale = (norms > shrink) * ((norms - shrink) / norms)
+        np.multiply(Q, scale[:, None], out=e)
+        # multiplier; Z = X - T - B - E = Q - E + ym
+        Zr = np.subtract(Q, e, out=g)
+        Zr += y
+        zz += float(np.vdot(Zr, Zr))
+        y -= Zr
+        y *= 1.0 / rho
+        # the next iteration's X - ym - E and G_B
+        np.subtract(X[a:b], y, out=ve)
+        ve -= e
+        np.subtract(ve, t, out=g)
+    return zz
+
+
 @with_blas_threads
 def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | None = None,
                    mu0: float | None = None, rho: float = 1.1, gamma: float = 2e-3,
@@ -50,14 +125,7 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
     skips the background (returned as ``None``), as :func:`nram` does.
     """
     img = as_float_image(image)
-    _patches.check_patch_args(img.shape, patch_size, step)
-    if threshold not in ("asymmetric", "symmetric"):
-        raise InputError(f"threshold: expected 'asymmetric' or 'symmetric', got {threshold!r}")
-    if reconstruction not in _patches.RECONSTRUCTIONS:
-        raise InputError(f"reconstruction: expected one of {_patches.RECONSTRUCTIONS}, "
-                         f"got {reconstruction!r}")
-    if max_iter < 1:
-        raise InputError(f"max_iter: must be at least 1, got {max_iter!r}")
+    _check_args(img.shape, patch_size, step, threshold, reconstruction, max_iter)
     D0, _, _ = _patches.extract(img, patch_size, step, "nram")
     m, n = D0.shape
     info = {"patches": n}
@@ -116,49 +184,7 @@ def nram_decompose(image, patch_size: int = 50, step: int = 10, lam: float | Non
         basis = v[:, :max(int(np.count_nonzero(w > lower * lower)), need)]
         _linalg.low_rank(G, right, v[:, keep], s_sub[keep], sig[keep], out=B)
         # --- T-, E- and multiplier steps, then the next G_B, fused over row blocks
-        zz = 0.0
-        for a in range(0, p, rows):
-            b = min(a + rows, p)
-            ve, t, e, y, g = VE[a:b], T[a:b], E[a:b], ym[a:b], G[a:b]
-            # T-step: weighted l1 with weights from the residual R = X - B - E - Y/mu
-            R = np.subtract(ve, B[a:b], out=g)
-            wt = np.abs(R, out=wb[:b - a])
-            wt += weight_eps
-            np.divide(C * lam, wt, out=wt)  # lam * weights
-            if asymmetric:
-                # max(R - lam W / mu, 0) + min(R + lam W, 0)  (authors' code: no 1/mu on the
-                # negative side)
-                np.multiply(wt, -inv_mu, out=t)
-                t += R
-                np.maximum(t, 0.0, out=t)
-                wt += R
-                np.minimum(wt, 0.0, out=wt)
-                t += wt
-            else:
-                wt *= inv_mu
-                np.abs(R, out=t)
-                t -= wt
-                np.maximum(t, 0.0, out=t)
-                np.sign(R, out=wt)
-                t *= wt
-            # E-step: per-patch l2,1 shrinkage of Q = X - T - B - Y/mu = R - T + E
-            Q = R
-            Q -= t
-            Q += e
-            norms = np.sqrt(np.einsum("ij,ij->i", Q, Q))
-            norms[norms == 0] = shrink
-            scale = (norms > shrink) * ((norms - shrink) / norms)
-            np.multiply(Q, scale[:, None], out=e)
-            # multiplier; Z = X - T - B - E = Q - E + ym
-            Zr = np.subtract(Q, e, out=g)
-            Zr += y
-            zz += float(np.vdot(Zr, Zr))
-            y -= Zr
-            y *= 1.0 / rho
-            # the next iteration's X - ym - E and G_B
-            np.subtract(X[a:b], y, out=ve)
-            ve -= e
-            np.subtract(ve, t, out=g)
+        zz = _fused_update(X, B, T, E, ym, VE, G, wb, C * lam, weight_eps, inv_mu, shrink, rho, asymmetric)
         err = math.sqrt(zz) / norm_x
         mu *= rho
         if err < tol:

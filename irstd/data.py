@@ -386,6 +386,133 @@ def _overlap_pairs(names: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _add(problems: list[Problem], kind: str, message: str, ids: list[str], details: dict | None = None) -> None:
+    """Append a problem naming ``ids`` (in natural order); nothing when ``ids`` is empty."""
+    if ids:
+        problems.append(Problem(kind, message, sorted(ids, key=_natural_key), details or {}))
+
+
+def _check_pairing(ds: Dataset, image_ids: list[str], mask_ids: list[str], problems: list[Problem]) -> None:
+    """Images without masks, masks without images, several files for one id."""
+    if ds.masks_dir is None:
+        problems.append(Problem("no_masks", "no masks/ folder: nothing to evaluate or train on"))
+    else:
+        _add(problems, "missing_mask", "image without a mask", [i for i in image_ids if not ds.has_mask(i)])
+    _add(problems, "missing_image", "mask without an image", [i for i in mask_ids if not ds.has_image(i)])
+    dup_files = {k: [p.name for p in v] for k, v in {**ds.duplicate_images, **ds.duplicate_masks}.items()}
+    _add(problems, "duplicate_files", "several files for one id (the first by extension order is used)",
+         list(dup_files), dup_files)
+
+
+def _check_images(
+    ds: Dataset, image_ids: list[str], decode_images: bool, problems: list[Problem]
+) -> tuple[dict[str, tuple[int, int]], dict[str, Any]]:
+    """(H, W) of every readable image (from its header unless ``decode_images``) and the image facts."""
+    sizes: dict[str, tuple[int, int]] = {}
+    dtypes: Counter = Counter()
+    colours: Counter = Counter()
+    unreadable: dict[str, str] = {}
+    for i in image_ids:
+        try:
+            info = io.image_info(ds.image_path(i))
+            shape, dtype = (info["height"], info["width"]), info["dtype"]
+            colours[info["colour"]] += 1
+            if decode_images:
+                img = io.read_image(ds.image_path(i))
+                shape, dtype = img.shape, str(img.dtype)
+        except InputError as exc:
+            unreadable[i] = str(exc)
+            continue
+        sizes[i] = shape
+        dtypes[dtype] += 1
+    _add(problems, "unreadable_image", "image file cannot be read", list(unreadable), unreadable)
+    hs = [s[0] for s in sizes.values()]
+    ws = [s[1] for s in sizes.values()]
+    facts = {
+        "width_range": [min(ws), max(ws)] if ws else None,
+        "height_range": [min(hs), max(hs)] if hs else None,
+        "distinct_sizes": len(set(sizes.values())),
+        "image_dtypes": dict(sorted(dtypes.items())),
+        "image_colour": dict(sorted(colours.items())),
+    }
+    return sizes, facts
+
+
+def _check_masks(
+    ds: Dataset, both: list[str], sizes: dict[str, tuple[int, int]], problems: list[Problem], progress=None
+) -> dict[str, Any]:
+    """Decode the masks of ``both`` (ids with an image and a mask); the mask and target facts."""
+    from scipy import ndimage
+
+    mismatch: dict[str, str] = {}
+    nonbinary: dict[str, int] = {}
+    empty: list[str] = []
+    unreadable: dict[str, str] = {}
+    targets_per_image: Counter = Counter()
+    areas: list[int] = []
+    n_targets = 0
+    mask_dtypes: Counter = Counter()
+    structure = np.ones((3, 3), bool)
+    for k, i in enumerate(both):
+        if progress is not None:
+            progress(k, len(both))
+        try:
+            raw = io.read_image(ds.mask_path(i), gray="luma")  # any colour of a mask is a value
+        except InputError as exc:
+            unreadable[i] = str(exc)
+            continue
+        mask_dtypes[str(raw.dtype)] += 1
+        if i in sizes and raw.shape != sizes[i]:
+            mismatch[i] = f"image {_wh(sizes[i])}, mask {_wh(raw.shape)}"
+        m, nb = _binary_info(raw)
+        if nb:
+            nonbinary[i] = nb
+        labels, n = ndimage.label(m, structure=structure)
+        if n == 0:
+            empty.append(i)
+        else:
+            areas.extend(np.bincount(labels.ravel())[1:].tolist())
+        targets_per_image[n] += 1
+        n_targets += n
+    if progress is not None:
+        progress(len(both), len(both))
+    _add(problems, "unreadable_mask", "mask file cannot be read", list(unreadable), unreadable)
+    _add(problems, "size_mismatch", "image and mask sizes differ (WxH)", list(mismatch), mismatch)
+    _add(problems, "non_binary_mask", "mask values other than 0 and the maximum (pixel counts)",
+         list(nonbinary), nonbinary)
+    _add(problems, "empty_mask", "mask without any target pixel", empty)
+    return {
+        "mask_dtypes": dict(sorted(mask_dtypes.items())),
+        "targets": n_targets,
+        "targets_per_image": {str(k): v for k, v in sorted(targets_per_image.items())},
+        "target_area_range": [min(areas), max(areas)] if areas else None,
+        "target_area_median": float(np.median(areas)) if areas else None,
+    }
+
+
+def _check_splits(ds: Dataset, problems: list[Problem]) -> dict[str, int]:
+    """Duplicate and unknown ids in each split file, overlap between splits; ids per split."""
+    split_facts: dict[str, int] = {}
+    split_sets: dict[str, set[str]] = {}
+    for name, f in ds.split_files.items():
+        try:
+            listed = read_split_file(f)
+        except InputError as exc:
+            problems.append(Problem("unreadable_split", str(exc), [name]))
+            continue
+        counts = Counter(listed)
+        dups = {i: c for i, c in counts.items() if c > 1}
+        _add(problems, "duplicate_ids", f"split {name}: ids listed more than once (counts)", list(dups), dups)
+        unknown = [i for i in counts if not ds.has_image(i)]
+        _add(problems, "unknown_ids", f"split {name}: ids without an image", unknown)
+        split_facts[name] = len(counts)
+        split_sets[name] = set(counts)
+    for a, b in _overlap_pairs(list(split_sets)):
+        common = split_sets[a] & split_sets[b]
+        _add(problems, "split_overlap", f"splits {a} and {b} share ids", list(common))
+    return split_facts
+
+
 def check_dataset(root: str | os.PathLike, decode_images: bool = False, progress=None) -> CheckReport:
     """Validate a dataset and summarise it.
 
@@ -416,121 +543,21 @@ def check_dataset(root: str | os.PathLike, decode_images: bool = False, progress
     InputError
         ``root`` is not a dataset at all.
     """
-    from scipy import ndimage
-
     ds = open_dataset(root)
     problems: list[Problem] = []
-
-    def add(kind: str, message: str, ids: list[str], details: dict | None = None) -> None:
-        if ids:
-            problems.append(Problem(kind, message, sorted(ids, key=_natural_key), details or {}))
-
     image_ids = ds.ids()
     mask_ids = ds.mask_ids()
-    if ds.masks_dir is None:
-        problems.append(Problem("no_masks", "no masks/ folder: nothing to evaluate or train on"))
-    else:
-        add("missing_mask", "image without a mask", [i for i in image_ids if not ds.has_mask(i)])
-    add("missing_image", "mask without an image", [i for i in mask_ids if not ds.has_image(i)])
-    dup_files = {k: [p.name for p in v] for k, v in {**ds.duplicate_images, **ds.duplicate_masks}.items()}
-    add("duplicate_files", "several files for one id (the first by extension order is used)",
-        list(dup_files), dup_files)
-
-    # images: header only
-    sizes: dict[str, tuple[int, int]] = {}
-    dtypes: Counter = Counter()
-    colours: Counter = Counter()
-    unreadable_img: dict[str, str] = {}
-    for i in image_ids:
-        try:
-            info = io.image_info(ds.image_path(i))
-            shape, dtype = (info["height"], info["width"]), info["dtype"]
-            colours[info["colour"]] += 1
-            if decode_images:
-                img = io.read_image(ds.image_path(i))
-                shape, dtype = img.shape, str(img.dtype)
-        except InputError as exc:
-            unreadable_img[i] = str(exc)
-            continue
-        sizes[i] = shape
-        dtypes[dtype] += 1
-    add("unreadable_image", "image file cannot be read", list(unreadable_img), unreadable_img)
-
-    # masks: decoded
-    mismatch: dict[str, str] = {}
-    nonbinary: dict[str, int] = {}
-    empty: list[str] = []
-    unreadable_mask: dict[str, str] = {}
-    targets_per_image: Counter = Counter()
-    areas: list[int] = []
-    n_targets = 0
-    mask_dtypes: Counter = Counter()
-    structure = np.ones((3, 3), bool)
+    _check_pairing(ds, image_ids, mask_ids, problems)
+    sizes, image_facts = _check_images(ds, image_ids, decode_images, problems)
     both = [i for i in mask_ids if ds.has_image(i)]
-    for k, i in enumerate(both):
-        if progress is not None:
-            progress(k, len(both))
-        try:
-            raw = io.read_image(ds.mask_path(i), gray="luma")  # any colour of a mask is a value
-        except InputError as exc:
-            unreadable_mask[i] = str(exc)
-            continue
-        mask_dtypes[str(raw.dtype)] += 1
-        if i in sizes and raw.shape != sizes[i]:
-            mismatch[i] = f"image {_wh(sizes[i])}, mask {_wh(raw.shape)}"
-        m, nb = _binary_info(raw)
-        if nb:
-            nonbinary[i] = nb
-        labels, n = ndimage.label(m, structure=structure)
-        if n == 0:
-            empty.append(i)
-        else:
-            areas.extend(np.bincount(labels.ravel())[1:].tolist())
-        targets_per_image[n] += 1
-        n_targets += n
-    if progress is not None:
-        progress(len(both), len(both))
-    add("unreadable_mask", "mask file cannot be read", list(unreadable_mask), unreadable_mask)
-    add("size_mismatch", "image and mask sizes differ (WxH)", list(mismatch), mismatch)
-    add("non_binary_mask", "mask values other than 0 and the maximum (pixel counts)", list(nonbinary), nonbinary)
-    add("empty_mask", "mask without any target pixel", empty)
-
-    # splits
-    split_facts: dict[str, int] = {}
-    split_sets: dict[str, set[str]] = {}
-    for name, f in ds.split_files.items():
-        try:
-            listed = read_split_file(f)
-        except InputError as exc:
-            problems.append(Problem("unreadable_split", str(exc), [name]))
-            continue
-        counts = Counter(listed)
-        dups = {i: c for i, c in counts.items() if c > 1}
-        add("duplicate_ids", f"split {name}: ids listed more than once (counts)", list(dups), dups)
-        unknown = [i for i in counts if not ds.has_image(i)]
-        add("unknown_ids", f"split {name}: ids without an image", unknown)
-        split_facts[name] = len(counts)
-        split_sets[name] = set(counts)
-    for a, b in _overlap_pairs(list(split_sets)):
-        common = split_sets[a] & split_sets[b]
-        add("split_overlap", f"splits {a} and {b} share ids", list(common))
-
-    hs = [s[0] for s in sizes.values()]
-    ws = [s[1] for s in sizes.values()]
+    mask_facts = _check_masks(ds, both, sizes, problems, progress)
+    split_facts = _check_splits(ds, problems)
     facts: dict[str, Any] = {
         "images": len(image_ids),
         "masks": len(mask_ids),
         "pairs": len(both),
-        "width_range": [min(ws), max(ws)] if ws else None,
-        "height_range": [min(hs), max(hs)] if hs else None,
-        "distinct_sizes": len(set(sizes.values())),
-        "image_dtypes": dict(sorted(dtypes.items())),
-        "image_colour": dict(sorted(colours.items())),
-        "mask_dtypes": dict(sorted(mask_dtypes.items())),
-        "targets": n_targets,
-        "targets_per_image": {str(k): v for k, v in sorted(targets_per_image.items())},
-        "target_area_range": [min(areas), max(areas)] if areas else None,
-        "target_area_median": float(np.median(areas)) if areas else None,
+        **image_facts,
+        **mask_facts,
         "connectivity": 8,
         "splits": split_facts,
     }

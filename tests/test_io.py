@@ -83,7 +83,7 @@ def test_luma_formula_matches_pillow_on_all_extremes():
     grid = np.stack(np.meshgrid(vals, vals, vals, indexing="ij"), -1).reshape(1, -1, 3)
     rnd = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     for rgb in (grid, rnd):
-        np.testing.assert_array_equal(io._luma_uint8(rgb), np.asarray(Image.fromarray(rgb, "RGB").convert("L")))
+        np.testing.assert_array_equal(io.grey._luma_uint8(rgb), np.asarray(Image.fromarray(rgb, "RGB").convert("L")))
 
 
 # ---- 16-bit and float ---------------------------------------------------------------------

@@ -4,7 +4,7 @@
                                      [--crop 128] [--steps 20] [--warmup 5] [--threads 2]
                                      [--epoch-check DATASET_DIR [--split dnanet_50_50/train]]
 
-Each row runs the training step of ``irstd train`` (:func:`irstd.steps.make_step`: forward, unite
+Each row runs the training step of ``irstd train`` (:func:`irstd.train.steps.make_step`: forward, unite
 loss on every side output, backward, Adam) on random 128² crops, reading the loss after every step
 as the training loop does. Kinds: ``eager`` (float32), ``eager+amp`` (bfloat16 autocast), ``graph``
 and ``graph+amp`` (the step captured as one CUDA graph; CUDA only). ``packaged`` is the
@@ -29,7 +29,7 @@ import torch
 
 from irstd.losses import create_loss
 from irstd.models import create_model, load_model
-from irstd.steps import make_step
+from irstd.train.steps import make_step
 
 
 def build(variant: str, device: torch.device):

@@ -122,8 +122,7 @@ def train(
 
     Example: irstd train --dataset data/SIRST --split dnanet_50_50/train --model cgrinet_small --epochs 400
     """
-    from irstd.sampling import parse_scale_range
-    from irstd.train import resolve_config, train as run_training
+    from irstd.train import parse_scale_range, resolve_config, train as run_training
 
     if val_split is not None and val_fraction is not None:
         raise InputError("--val-split/--val-fraction: give one of them, not both")

@@ -1,4 +1,4 @@
-"""Training samples (:mod:`irstd.sampling`): crops cut on the device equal the DataLoader's."""
+"""Training samples (:mod:`irstd.train.sampling`): crops cut on the device equal the DataLoader's."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from irstd.sampling import CropDataset, DeviceCrops, plan_crop, random_scale, sample_rng
+from irstd.train.sampling import CropDataset, DeviceCrops, plan_crop, random_scale, sample_rng
 
 
 def _images(count=16, seed=0):

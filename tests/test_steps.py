@@ -1,4 +1,4 @@
-"""The training step (:mod:`irstd.steps`), distillation (:mod:`irstd.distill`), the GPU data path,
+"""The training step (:mod:`irstd.train.steps`), distillation (:mod:`irstd.train.distill`), the GPU data path,
 ``--ema`` from scratch, ``--pretrained-backbone imagenet`` and the resume-state interval.
 
 Everything runs on the CPU; the real CUDA-graph capture is checked by the test marked for CUDA
@@ -16,15 +16,15 @@ import torch
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-import irstd.train as train_module
+import irstd.train.loop as train_loop
 from irstd import methods
 from irstd.cli.main import app
-from irstd.distill import Teachers, load_teachers
 from irstd.errors import InputError
 from irstd.losses import create_loss
 from irstd.models import create_model, load_model, save_weights
-from irstd.steps import EagerStep, GraphStep, make_step, prepare_optimizer, step_loss, train_step
 from irstd.train import load_state, train
+from irstd.train.distill import Teachers, load_teachers
+from irstd.train.steps import EagerStep, GraphStep, make_step, prepare_optimizer, step_loss, train_step
 from test_train import config, dataset  # noqa: F401 - the tiny dataset fixture and the run config of test_train
 
 
@@ -215,7 +215,7 @@ def test_cli_teacher_packaged_and_bad_teacher(dataset, tmp_path):
 
 def test_training_on_device_crops_equals_training_on_the_dataloader(dataset, tmp_path, monkeypatch):
     loader = train(config(dataset, tmp_path / "loader"))
-    monkeypatch.setattr(train_module, "_crops_on_device", lambda device: True)
+    monkeypatch.setattr(train_loop, "_crops_on_device", lambda device: True)
     device = train(config(dataset, tmp_path / "device"))
     a, b = load_state(loader.run_dir / "state.safetensors"), load_state(device.run_dir / "state.safetensors")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

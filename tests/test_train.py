@@ -36,9 +36,9 @@ from irstd.train import (
     random_scale,
     resolve_config,
     train,
-    _select_ids,
     unflatten_state,
 )
+from irstd.train.data import select_ids
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -235,6 +235,10 @@ def test_checkpoint_round_trip(dataset, tmp_path):
                 "val_ids_sha256", "epoch", "seed", "versions", "command"):
         assert key in meta, key
     assert meta["variant"] == "cgrinet_test" and meta["epoch"] == "1"
+    assert meta["bit_depth"] == "none"  # no --bit-depth: the default rule
+    with safe_open(str(train(config(dataset, tmp_path / "bits12", epochs=1, bit_depth=12)).run_dir / "last.safetensors"),
+                   framework="pt") as fh:
+        assert fh.metadata()["bit_depth"] == "12"
 
 
 @pytest.mark.parametrize("where", ["end_of_epoch", "mid_epoch"])
@@ -343,7 +347,7 @@ def test_val_seed_holds_out_the_same_images_for_any_seed(dataset):
     held = {}
     for seed, val_seed in [(0, None), (1, None), (1, 0), (5, 0)]:
         cfg = TrainConfig(**base, seed=seed, val_seed=val_seed)
-        held[seed, val_seed] = _select_ids(cfg)[2]
+        held[seed, val_seed] = select_ids(cfg)[2]
     assert held[0, None] == held[1, 0] == held[5, 0]
     assert held[1, None] != held[0, None]
 
@@ -540,20 +544,20 @@ def _env() -> dict[str, str]:
 
 
 def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, weights_out: Path | None = None) -> None:
-    import irstd.train as train_module
+    import irstd.train.loop as train_loop
     from safetensors.torch import save_file
 
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     seen = {}
-    make_step = train_module.make_step
+    make_step = train_loop.make_step
 
     def spy(mode, net, *args, **kwargs):  # keeps this rank's model (rank 0 alone writes files)
         seen["net"] = net
         return make_step(mode, net, *args, **kwargs)
 
-    train_module.make_step = spy
+    train_loop.make_step = spy
     train(cfg)
     if weights_out is not None:
         state = seen["net"].module.state_dict()

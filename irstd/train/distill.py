@@ -1,7 +1,7 @@
 """Distillation: frozen teacher models whose mean probability becomes a soft training target.
 
 ``irstd train --teacher FILE [--teacher FILE ...] --distill-weight W`` adds
-``W · loss(outputs, p_teacher)`` to the loss on the hard masks (:func:`irstd.steps.step_loss`),
+``W · loss(outputs, p_teacher)`` to the loss on the hard masks (:func:`irstd.train.steps.step_loss`),
 where ``p_teacher`` is the mean of the teachers' probabilities (sigmoid of their final logits) on
 the same augmented crops, computed in inference mode. Teachers may be any CgriNet variant: each
 normalises its input with its own buffers, as in ``irstd detect``. With ``--teacher-tta flip``

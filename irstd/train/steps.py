@@ -11,7 +11,7 @@ the GPU). :func:`make_step` chooses the kind:
   warm-up steps, then replayed for every batch of the same shape. A step of a small network is
   bound by kernel launches; a replay launches them all at once.
 
-With ``teacher`` given (:class:`irstd.distill.Teachers`), the teachers' mean probability on the
+With ``teacher`` given (:class:`irstd.train.distill.Teachers`), the teachers' mean probability on the
 same batch is a second target: ``loss(outputs, y) + distill_weight · loss(outputs, p_teacher)``.
 """
 

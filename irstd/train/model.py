@@ -1,0 +1,77 @@
+"""The model a run trains: a fresh registry model, or a model file to fine-tune, and its loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from irstd.errors import InputError
+from irstd.losses import create_loss
+from irstd.models import create_model, list_models, load_model, read_weights_metadata
+from irstd.models.cgrinet import IMAGENET
+from irstd.train.config import TrainConfig, ablation_overrides
+
+__all__ = ["build_loss", "build_model", "init_model_name", "input_channels", "resolve_backbone", "resolve_model_file"]
+
+
+def resolve_model_file(path: str | None, option: str) -> str | None:
+    """Absolute path of a model file option; ``packaged`` and ``paper`` name weights shipped with
+    irstd (:func:`irstd.methods.packaged_weights`)."""
+    if not path:
+        return None
+    from irstd.methods import PACKAGED_NAMES, packaged_weights
+
+    if path in PACKAGED_NAMES:
+        try:
+            return str(packaged_weights(path))
+        except InputError as exc:
+            raise InputError(f"{option} {exc}") from None
+    return str(Path(path).resolve())
+
+
+def resolve_backbone(value: str | None) -> str | None:
+    """``--pretrained-backbone``: ``imagenet`` as it is, a file as its absolute path."""
+    if not value or value == IMAGENET:
+        return value or None
+    return str(Path(value).resolve())
+
+
+def init_model_name(config: TrainConfig) -> str:
+    """The registry name recorded in ``config.init_weights`` (checked against ``config.model``)."""
+    meta = read_weights_metadata(config.init_weights)
+    name = meta.get("model", "")
+    if config.model and config.model != name:
+        raise InputError(f"--model {config.model}: {config.init_weights} holds a {name} model (leave --model out to use it)")
+    return name
+
+
+def build_model(config: TrainConfig):
+    """The model to train: ``config.init_weights`` (extended by the ablations) or a fresh registry
+    model with the run's ablations and encoder weights."""
+    overrides = ablation_overrides(config.ablation)
+    try:
+        if config.init_weights:
+            return load_model(config.init_weights, overrides=overrides)
+        if config.model not in list_models():
+            raise InputError(f"--model {config.model}: unknown model (known: {', '.join(sorted(list_models()))})")
+        if config.pretrained_backbone:
+            if config.pretrained_backbone != IMAGENET and not Path(config.pretrained_backbone).is_file():
+                raise InputError(f"{config.pretrained_backbone}: pretrained backbone file not found")
+            overrides["pretrained_backbone"] = config.pretrained_backbone
+        return create_model(config.model, **overrides)
+    except TypeError as exc:
+        raise InputError(f"--ablation {' '.join(config.ablation)}: {exc}") from None
+
+
+def build_loss(name: str):
+    """``irstd.losses.create_loss(name)``, an unknown name as :class:`~irstd.errors.InputError`."""
+    try:
+        return create_loss(name)
+    except (KeyError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"--loss {name}: unknown loss ({exc})") from None
+
+
+def input_channels(model) -> int:
+    """Input channels of a CgriNet (from its normalisation buffers)."""
+    return int(model.input_mean.shape[1]) if model.input_mean.ndim == 4 else 1

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -16,18 +16,10 @@ from rich.table import Table
 from irstd.cli._common import COMPAT_HELP, EXIT_SKIPPED, console, method_options, print_skipped
 
 
-
-def _num(value, scale=1.0, digits=2) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value * scale:.{digits}f}"
-
-
-def _params(n) -> str:
-    if n is None:
-        return "–"
-    return f"{n / 1e6:.3f} M" if n >= 1e5 else f"{n:,}"
-
-
 def _table(rows: list[dict], title: str) -> Table:
+    """The comparison table (customary units: %, 10⁻⁶, seconds)."""
+    from irstd.compare import format_number as _num, format_parameters as _params
+
     table = Table(title=title, title_justify="left")
     table.add_column("method")
     for name in ("AUC", "IoU %", "nIoU %", "F1 %", "Pd %", "Fa ×10⁻⁶", "s/image", "s/200 img", "params"):
@@ -117,38 +109,52 @@ def compare(
     Exit status: 0 done; 2 unusable input; 3 some images skipped under --skip-errors.
     """
     from irstd.data import check_split_choice
-    from irstd.compare import compare as run_compare, parse_methods, prepare_out, seed_groups, table_rows, write_outputs
+    from irstd.compare import compare as run_compare, parse_methods, prepare_out, write_outputs
 
     check_split_choice(split, split_file)
     specs = parse_methods(methods)
     picks = [i.strip() for i in images.split(",") if i.strip()] if images else None
     prepare_out(out, overwrite=overwrite)  # before any work
 
-    bar = None
-    if console.is_terminal:
-        bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True,
-        )
-    reporter = _Reporter(bar)
-    if bar is not None:
-        bar.start()
-    try:
+    with _progress() as reporter:
         result = run_compare(
             dataset, specs, out, split=split, split_file=split_file, options=options, compat=compat,
             workers=workers, skip_errors=skip_errors, progress=reporter,
         )
-    finally:
-        if bar is not None:
-            bar.stop()
     command = shlex.join(["irstd", *sys.argv[1:]]) if sys.argv and Path(sys.argv[0]).name == "irstd" else None
     written = write_outputs(result, images=picks, command=command)
 
     print_skipped([f"{image_id}: {reason}" for image_id, reason in result.skipped])
-    rows = table_rows(result)
     where = split if split_file is None else str(split_file)
-    rule = "own rule per method" if options.threshold is None else f"score > {options.threshold:g}"
-    table = _table(rows, escape(f"{dataset} ({where}): {rows[0]['images']} images, {rows[0]['targets']} targets; masks: {rule}"))
+    _print_results(result, f"{dataset} ({where})", options.threshold)
+    console.print(escape(f"wrote {', '.join(f.name for f in written)} to {out}"), highlight=False, style="dim")
+    if as_json:
+        typer.echo((out / "metrics.json").read_text().rstrip("\n"))
+    if result.skipped:
+        console.print(f"[yellow]{len(result.skipped)} of {len(result.ids)} images skipped[/yellow]")
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+@contextmanager
+def _progress():
+    """A :class:`_Reporter` for :func:`irstd.compare.compare`, with a live bar on a terminal."""
+    if not console.is_terminal:
+        yield _Reporter(None)
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as bar:
+        yield _Reporter(bar)
+
+
+def _print_results(result, title: str, threshold: float | None) -> None:
+    """The table of the run and the mean ± std of each seed group, on stderr."""
+    from irstd.compare import seed_groups, table_rows
+
+    rows = table_rows(result)
+    rule = "own rule per method" if threshold is None else f"score > {threshold:g}"
+    table = _table(rows, escape(f"{title}: {rows[0]['images']} images, {rows[0]['targets']} targets; masks: {rule}"))
     # In logs (not a terminal) rich assumes 80 columns: print the table unsqueezed.
     (console if console.is_terminal else Console(stderr=True, width=max(console.width, 140))).print(table)
     for g in seed_groups(result, rows):
@@ -158,9 +164,3 @@ def compare(
             f"{100 * s['miou']:.2f} %, nIoU {100 * m['niou']:.2f} ± {100 * s['niou']:.2f} %, Pd {100 * m['pd']:.2f} ± "
             f"{100 * s['pd']:.2f} %, Fa {1e6 * m['fa']:.2f} ± {1e6 * s['fa']:.2f} ×10⁻⁶"
         ), highlight=False)
-    console.print(escape(f"wrote {', '.join(f.name for f in written)} to {out}"), highlight=False, style="dim")
-    if as_json:
-        typer.echo((out / "metrics.json").read_text().rstrip("\n"))
-    if result.skipped:
-        console.print(f"[yellow]{len(result.skipped)} of {len(result.ids)} images skipped[/yellow]")
-        raise typer.Exit(EXIT_SKIPPED)

@@ -79,30 +79,12 @@ def evaluate(
     Exit status: 0 done; 2 unusable input; 3 some ids skipped under --skip-errors.
     """
     from irstd.data import check_split_choice, open_dataset
-    from irstd.evaluate import (
-        MethodScores,
-        SavedPredictions,
-        check_compat,
-        check_out_dir,
-        evaluate as run_evaluation,
-        jsonable,
-        protocol,
-        report,
-        sweep_thresholds,
-        write_report,
-    )
-    from irstd.metrics import Evaluator
+    from irstd.evaluate import check_out_dir, jsonable, protocol, report, sweep_thresholds, write_report
+    from irstd.protocol import check_compat
 
     check_split_choice(split, split_file)
     method = method_spec(method, weights)
-    if (predictions is None) == (method is None):
-        raise InputError("--predictions/--method: give exactly one (saved score maps, or a method to run)")
-    if save_predictions is not None and method is None:
-        raise InputError("--save-predictions: only with --method")
-    if options.tile is not None and method is None:
-        raise InputError("--tile: only with --method (saved predictions are already computed)")
-    if options.tta != "none" and method is None:
-        raise InputError("--tta: only with --method (saved predictions are already computed)")
+    _check_choices(predictions, method, save_predictions, options)
     sweep = sweep_thresholds(pd_fa_step)
     size, fa_rule = check_compat(compat)
     if out is not None:
@@ -117,12 +99,57 @@ def evaluate(
     ds = open_dataset(dataset)
     ids = ds.ids(split=split, split_file=split_file)
     if meth is None:
+        from irstd.evaluate import SavedPredictions
+
         source = SavedPredictions(predictions, gray=options.gray)
         threshold = 0.5 if options.threshold is None else options.threshold
     else:
+        from irstd.evaluate import MethodScores
+
         source = MethodScores(ds, ids, meth, workers=workers, save_to=save_predictions, overwrite=overwrite,
                               resize=size)
         threshold = 0.5 if meth.threshold is None else meth.threshold  # own rule: the evaluator's τ is unused for masks
+    result = _run(ds, ids, source, meth, threshold=threshold, sweep=sweep, fa_rule=fa_rule, resize=size,
+                  skip_errors=skip_errors)
+
+    print_skipped([f"{image_id}: {reason}" for image_id, reason in result.skipped])
+    if result.evaluator.images == 0:
+        raise InputError(f"{predictions or method}: no image could be evaluated ({len(result.skipped)} skipped)")
+
+    proto = protocol(
+        dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold,
+        method=meth, workers=None if meth is None else workers, compat=compat, gray=options.gray,
+    )
+    extra = None if meth is None else source.timing()
+    where = split if split_file is None else str(split_file)
+    _print_results(result, f"{dataset} ({where})", meth, threshold, extra, workers, compat)
+    if out is not None:
+        name = meth.name if meth is not None else (predictions.name or "predictions")
+        files = write_report(result, proto, out, name=name, overwrite=overwrite, extra=extra)
+        console.print(escape(f"wrote {', '.join(f.name for f in files)} to {out}"), highlight=False)
+    if as_json:
+        typer.echo(json.dumps(jsonable(report(result, proto, extra)), indent=2, allow_nan=False))
+    if result.skipped:
+        console.print(f"[yellow]{len(result.skipped)} of {len(ids)} ids skipped[/yellow]")
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+def _check_choices(predictions, method, save_predictions, options) -> None:
+    """Refuse option combinations that need --method, or neither/both score sources."""
+    if (predictions is None) == (method is None):
+        raise InputError("--predictions/--method: give exactly one (saved score maps, or a method to run)")
+    if save_predictions is not None and method is None:
+        raise InputError("--save-predictions: only with --method")
+    if options.tile is not None and method is None:
+        raise InputError("--tile: only with --method (saved predictions are already computed)")
+    if options.tta != "none" and method is None:
+        raise InputError("--tta: only with --method (saved predictions are already computed)")
+
+
+def _run(ds, ids, source, meth, *, threshold, sweep, fa_rule, resize, skip_errors):
+    """:func:`irstd.evaluate.evaluate` under a progress bar; the method's workers stopped after."""
+    from irstd.evaluate import evaluate as run_evaluation
+    from irstd.metrics import Evaluator
 
     with Progress(
         TextColumn("evaluating" if meth is None else escape(f"running {meth.name}")),
@@ -142,31 +169,28 @@ def evaluate(
             skip_errors=skip_errors,
             progress=lambda done, total, _id: bar.update(task, completed=done),
             evaluator=Evaluator(threshold, sweep=sweep, fa_rule=fa_rule),
-            resize=size,
+            resize=resize,
         )
     if meth is not None:
         source.close()
+    return result
 
-    print_skipped([f"{image_id}: {reason}" for image_id, reason in result.skipped])
-    if result.evaluator.images == 0:
-        raise InputError(f"{predictions or method}: no image could be evaluated ({len(result.skipped)} skipped)")
 
-    proto = protocol(
-        dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold,
-        method=meth, workers=None if meth is None else workers, compat=compat, gray=options.gray,
-    )
-    extra = None if meth is None else source.timing()
+def _print_results(result, title: str, meth, threshold: float, timing: dict | None, workers: int,
+                   compat: str | None) -> None:
+    """The metrics table, the method's time, the best-threshold line and the protocol, on stderr."""
+    from irstd.protocol import summary_line
+
     summary = result.evaluator.summary()
-    where = split if split_file is None else str(split_file)
     rule = f"τ = {threshold:g}" if meth is None else f"{meth.name}, mask: {meth.mask_rule}"
     console.print(
-        _table(summary, escape(f"{dataset} ({where}): {summary['images']} images, {summary['targets']} targets, {rule}")),
+        _table(summary, escape(f"{title}: {summary['images']} images, {summary['targets']} targets, {rule}")),
     )
     if meth is not None:
-        t = source.timing()
         console.print(
-            escape(f"curves: {meth.score_rule}; method time {t['method_seconds']:.2f} s "
-                   f"({1000 * (t['method_seconds_per_image'] or 0):.1f} ms/image, {workers} worker{'s' * (workers != 1)})"),
+            escape(f"curves: {meth.score_rule}; method time {timing['method_seconds']:.2f} s "
+                   f"({1000 * (timing['method_seconds_per_image'] or 0):.1f} ms/image, "
+                   f"{workers} worker{'s' * (workers != 1)})"),
             style="dim", highlight=False,
         )
     best = result.evaluator.best_threshold()
@@ -176,19 +200,4 @@ def evaluate(
             f"IoU {_pct(best['miou'])}, nIoU {_pct(best['niou'])}, Pd {_pct(best['pd'])}, "
             f"Fa {_num(best['fa'], 1e6, 2)} ×10⁻⁶, F1 {_pct(best['f1'])} %"
         ), highlight=False)
-    console.print(
-        ("native resolution; 8-connected targets, centroid distance < 3 px, greedy first-found; "
-         "Fa = unmatched predicted pixels / all pixels") if compat is None else
-        (f"--compat {compat}: {proto['resolution']}; Fa: {proto['fa_rule']}; reproduces their tables, "
-         "not the BasicIRSTD protocol"),
-        style="dim", highlight=False,
-    )
-    if out is not None:
-        name = meth.name if meth is not None else (predictions.name or "predictions")
-        files = write_report(result, proto, out, name=name, overwrite=overwrite, extra=extra)
-        console.print(escape(f"wrote {', '.join(f.name for f in files)} to {out}"), highlight=False)
-    if as_json:
-        typer.echo(json.dumps(jsonable(report(result, proto, extra)), indent=2, allow_nan=False))
-    if result.skipped:
-        console.print(f"[yellow]{len(result.skipped)} of {len(ids)} ids skipped[/yellow]")
-        raise typer.Exit(EXIT_SKIPPED)
+    console.print(escape(summary_line(compat)), style="dim", highlight=False)

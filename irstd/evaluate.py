@@ -5,6 +5,10 @@ The work is split at one boundary: :func:`evaluate` takes a *score source*, any 
 predicted pixels). :class:`SavedPredictions` reads them from a folder of saved maps;
 :class:`MethodScores` runs a method (:mod:`irstd.methods`) on the dataset's images, so that
 ``irstd evaluate --method M`` runs and evaluates in one go.
+
+:func:`protocol` records the rules next to the numbers (written once, in :mod:`irstd.protocol`,
+which ``irstd compare`` uses too); :func:`write_report` writes a run folder, with the
+``per_image.csv`` writer (:func:`write_per_image_csv`) that ``irstd compare`` shares.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import csv
 import io as _stringio
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,30 +25,28 @@ from typing import Any
 import numpy as np
 
 from irstd import __version__, io
+from irstd import protocol as protocol_rules
 from irstd.data import Dataset, open_dataset
 from irstd.errors import InputError
-from irstd.metrics import DEFAULT_SWEEP, MATCH_DISTANCE, PER_IMAGE_FIELDS, Evaluator
+from irstd.metrics import DEFAULT_SWEEP, PER_IMAGE_FIELDS, Evaluator
 from irstd.metrics.plots import plot_pd_fa, plot_pr, plot_roc
+from irstd.protocol import read_for_compat, resize_for_compat
 
 __all__ = [
-    "COMPAT",
     "PREDICTION_SUFFIXES",
     "REPORT_FILES",
     "EvaluationResult",
     "MethodScores",
     "SavedPredictions",
     "check_out_dir",
+    "csv_text",
     "evaluate",
     "evaluate_predictions",
     "jsonable",
-    "check_compat",
-    "fa_rule_text",
     "protocol",
-    "read_for_compat",
     "report",
-    "resize_for_compat",
-    "resolution_rule",
     "sweep_thresholds",
+    "write_per_image_csv",
     "write_report",
 ]
 
@@ -53,11 +55,6 @@ PREDICTION_SUFFIXES = (".png", ".npy")
 
 #: What :func:`write_report` writes into a run folder.
 REPORT_FILES = ("metrics.json", "per_image.csv", "roc.png", "pr.png", "pd_fa.png")
-
-#: Other code bases' evaluation protocols that ``irstd evaluate --compat NAME`` reproduces, only
-#: to compare with their published tables: the evaluation size (images and masks resized to
-#: size × size) and the false-alarm rule (:data:`irstd.metrics.FA_RULES`).
-COMPAT = {"dnanet": {"size": 256, "fa_rule": "dnanet"}}
 
 ScoreSource = Callable[[str], np.ndarray]
 Progress = Callable[[int, int, str], None]
@@ -118,46 +115,6 @@ class SavedPredictions:
         return f"SavedPredictions({str(self.folder)!r})"
 
 
-def read_for_compat(item, size: int, gray: str = "auto"):
-    """An image path read (:func:`irstd.io.read_image`) and resized by :func:`resize_for_compat`,
-    as an item for :func:`irstd.methods.run_method`: an error (raised or passed in) is returned,
-    so that the method's run reports it in the image's place."""
-    if isinstance(item, InputError):
-        return item
-    try:
-        return resize_for_compat(io.read_image(item, gray=gray), size)
-    except InputError as exc:
-        return exc
-
-
-def check_compat(compat: str | None) -> tuple[int | None, str]:
-    """The evaluation size (None: native) and Fa rule (:data:`irstd.metrics.FA_RULES`) of a
-    protocol: BasicIRSTD's for None, else a :data:`COMPAT` name (an unknown one raises
-    :class:`InputError`)."""
-    if compat is None:
-        return None, "basicirstd"
-    if compat not in COMPAT:
-        raise InputError(f"--compat: expected one of {', '.join(COMPAT)}, got {compat!r}")
-    return COMPAT[compat]["size"], COMPAT[compat]["fa_rule"]
-
-
-def resolution_rule(compat: str | None) -> str:
-    """How a protocol treats image sizes, as recorded in outputs (``compat``: a :data:`COMPAT` name)."""
-    if compat is None:
-        return "native"
-    size = COMPAT[compat]["size"]
-    return (f"resized to {size}x{size} ({compat}: bilinear image, nearest-neighbour mask; Pd's distance "
-            "and Fa's denominator in resized pixels)")
-
-
-def fa_rule_text(compat: str | None) -> str:
-    """The false-alarm rule of a protocol, as recorded in outputs."""
-    if compat is None:
-        return "pixels of unmatched predicted components / all pixels (BasicIRSTD)"
-    return ("pixels of unmatched predicted components whose area differs from every matched component's "
-            f"/ all pixels ({compat}'s code)")
-
-
 class MethodScores:
     """Score source running a method on a dataset's images, in id order.
 
@@ -179,7 +136,8 @@ class MethodScores:
     overwrite : bool, optional
         Replace existing ``<id>.png`` files in ``save_to``.
     resize : int, optional
-        Run the method on each image resized to ``resize × resize`` (:func:`resize_for_compat`).
+        Run the method on each image resized to ``resize × resize``
+        (:func:`irstd.protocol.resize_for_compat`).
         Colour images become grey by the method's ``gray`` option (:func:`irstd.io.read_image`).
 
     Attributes
@@ -271,37 +229,6 @@ class EvaluationResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def resize_for_compat(array: np.ndarray, size: int, *, mask: bool = False) -> np.ndarray:
-    """DNANet's test geometry: an image resized to ``size × size`` bilinearly, a mask by nearest
-    neighbour (Pillow's ``BILINEAR`` / ``NEAREST``, as DNANet's data loader).
-
-    Parameters
-    ----------
-    array : (H, W) ndarray
-        A grey image (uint8, uint16 or float32; DNANet resizes its RGB copy of 8-bit frames, the
-        same values up to rounding) or, with ``mask``, a boolean mask.
-    size : int
-    mask : bool, optional
-
-    Returns
-    -------
-    (size, size) ndarray
-        Same dtype as the input (uint16 rounded back), boolean for a mask.
-    """
-    from PIL import Image
-
-    a = np.asarray(array)
-    if mask:
-        m = Image.fromarray(a.astype(np.uint8) * np.uint8(255), "L").resize((size, size), Image.NEAREST)
-        return np.asarray(m) > 127
-    if a.dtype == np.uint8:
-        return np.asarray(Image.fromarray(a, "L").resize((size, size), Image.BILINEAR))
-    out = np.asarray(Image.fromarray(a.astype(np.float32), "F").resize((size, size), Image.BILINEAR))
-    if a.dtype == np.uint16:
-        return np.clip(np.rint(out), 0, 65535).astype(np.uint16)
-    return out.astype(np.float32)
-
-
 def _wh(shape) -> str:
     return f"{shape[1]}x{shape[0]}"
 
@@ -363,7 +290,8 @@ def evaluate(
         Accumulate into this one (built from ``threshold`` and ``sweep`` otherwise).
     resize : int, optional
         Compare at ``resize × resize`` (a ``--compat`` protocol): each mask is resized by
-        nearest neighbour (:func:`resize_for_compat`) and the score maps must have that size.
+        nearest neighbour (:func:`irstd.protocol.resize_for_compat`) and the score maps must
+        have that size.
 
     Returns
     -------
@@ -465,35 +393,21 @@ def protocol(
 
     With ``method`` (an :class:`irstd.methods.Method`): its name, kind, score and mask rules
     and parameter count are recorded; ``threshold`` is None when the method's own rule makes
-    the masks. ``compat`` names a :data:`COMPAT` protocol (resolution and Fa rule); ``gray`` is
-    the colour rule of the images or maps read (:data:`irstd.io.GRAY_RULES`).
+    the masks. ``compat`` names a :data:`irstd.protocol.COMPAT` protocol (resolution and Fa
+    rule); ``gray`` is the colour rule of the images or maps read (:data:`irstd.io.GRAY_RULES`).
+    The rules themselves come from :mod:`irstd.protocol`.
     """
     if method is not None:
         threshold = method.threshold
     out = {
-        "dataset": None if dataset is None else str(dataset),
-        "split": split if split_file is None else None,
-        "split_file": None if split_file is None else str(split_file),
+        **protocol_rules.source(dataset, split, split_file),
         "predictions": None if predictions is None else str(predictions),
         "threshold": None if threshold is None else float(threshold),
-        "threshold_rule": "score > threshold (strict); PNG maps as value / max of their dtype",
-        "compat": compat,
-        "resolution": resolution_rule(compat),
-        "gray": gray,
-        "gt_binarisation": "mask > half its full value (0/255 masks: > 127; 0/1 masks: value 1)",
-        "matching": (
-            f"8-connected components; unweighted centroids; Euclidean centroid distance < "
-            f"{MATCH_DISTANCE:g} px; greedy first-found in label order, each component used once"
-        ),
-        "fa_rule": fa_rule_text(compat),
-        "miou_rule": "dataset-accumulated intersection / (union + eps), eps = np.spacing(1)",
-        "curves": "pixel ROC/PR over 65536 score levels k/65535 (exact for 8- and 16-bit maps)",
+        "threshold_rule": protocol_rules.threshold_rule(method),
+        **protocol_rules.rules(compat, gray),
         "irstd_version": __version__,
     }
     if method is not None:
-        out["threshold_rule"] = (
-            f"masks: {method.mask_rule}; curves: {method.score_rule}"
-        )
         record = method.record()
         out.update({
             "method": method.name,
@@ -504,8 +418,7 @@ def protocol(
             "weights": record["weights"],
             "bit_depth": record["bit_depth"],
             "input_range": record["input_range"],
-            "input_scale": "native values (0-255 for 8-bit, raw counts for 16-bit)"
-            if method.kind == "classical" else "irstd.intensity.to_float (input range rule)",
+            "input_scale": protocol_rules.input_scale_rule(method.kind),
             "workers": workers,
         })
     return out
@@ -551,23 +464,74 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Refuse an existing, non-empty run folder unless ``overwrite`` (checked before any work)."""
+def check_out_dir(out: str | os.PathLike, overwrite: bool = False, *, refusal: str | None = None) -> Path:
+    """Refuse an existing, non-empty run folder unless ``overwrite`` (checked before any work).
+
+    Parameters
+    ----------
+    out : path-like
+    overwrite : bool, optional
+    refusal : str, optional
+        The error message after ``"<out>: "`` for a non-empty folder (a default names
+        ``--overwrite``).
+
+    Returns
+    -------
+    Path
+        ``out`` (not created).
+
+    Raises
+    ------
+    irstd.errors.InputError
+        ``out`` is a file, or a non-empty folder without ``overwrite``.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out}: run folder exists and is not empty (use --overwrite to replace its files)")
+        raise InputError(
+            f"{out}: {refusal or 'run folder exists and is not empty (use --overwrite to replace its files)'}"
+        )
     return out
 
 
-def _per_image_csv(rows: list[dict]) -> str:
+def csv_text(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
+    """CSV of ``rows`` with the columns ``fields``, in order.
+
+    Floats are written in full precision (``repr``: they read back to the same value), None as
+    an empty cell; keys not in ``fields`` are left out.
+    """
     buf = _stringio.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=PER_IMAGE_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (f"{row[k]:.12g}" if k == "iou" else row[k]) for k in PER_IMAGE_FIELDS})
+        writer.writerow(
+            {
+                k: ("" if row.get(k) is None else (repr(float(row[k])) if isinstance(row[k], float) else row[k]))
+                for k in fields
+            }
+        )
     return buf.getvalue()
+
+
+def write_per_image_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], *, method: bool = False) -> Path:
+    """Write ``per_image.csv``: one row per image, :data:`irstd.metrics.PER_IMAGE_FIELDS`.
+
+    Parameters
+    ----------
+    path : path-like
+        Written atomically (replaced when it exists).
+    rows : sequence of dict
+        :attr:`irstd.metrics.Evaluator.per_image` rows (with a ``method`` key when ``method``).
+    method : bool, optional
+        Start each row with a ``method`` column (``irstd compare``: rows of several methods).
+
+    Returns
+    -------
+    Path
+    """
+    fields = ("method", *PER_IMAGE_FIELDS) if method else PER_IMAGE_FIELDS
+    return io.write_text(path, csv_text(rows, fields), overwrite=True)
 
 
 def write_report(
@@ -603,8 +567,8 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     ev = result.evaluator
     written = [
-        io.write_json(out / "metrics.json", jsonable(report(result, proto, extra)), overwrite=True),
-        io.write_text(out / "per_image.csv", _per_image_csv(ev.per_image), overwrite=True),
+        io.write_json(out / "metrics.json", report(result, proto, extra), overwrite=True),
+        write_per_image_csv(out / "per_image.csv", ev.per_image),
     ]
     if ev.images:
         written.append(plot_roc({name: ev.roc()}, out / "roc.png"))

@@ -21,13 +21,15 @@ from matplotlib.patches import Circle, Patch
 from irstd.io import atomic_write
 from irstd.metrics.target import MATCH_DISTANCE, components, match_targets
 
-__all__ = ["MATCHED_COLOUR", "FALSE_ALARM_COLOUR", "MISSED_COLOUR", "block_max", "display_range",
-           "plot_qualitative", "plot_surfaces"]
+__all__ = ["MATCHED_COLOUR", "FALSE_ALARM_COLOUR", "MISSED_COLOUR", "SURFACE_SIDE", "block_max",
+           "display_range", "plot_qualitative", "plot_surfaces"]
 
 #: Colours of the qualitative grid (RGB in [0, 1]).
 MATCHED_COLOUR = (0.10, 0.85, 0.20)
 FALSE_ALARM_COLOUR = (1.00, 0.55, 0.00)
 MISSED_COLOUR = (0.95, 0.10, 0.10)
+#: Samples per side, at most, of a surface plot (:func:`block_max`).
+SURFACE_SIDE = 64
 
 
 def _save(fig: Figure, path, overwrite: bool) -> Path:
@@ -49,7 +51,7 @@ def display_range(image) -> np.ndarray:
     return np.where(finite, (arr - lo) / (hi - lo), 0.0)
 
 
-def block_max(values, max_side: int = 64) -> np.ndarray:
+def block_max(values, max_side: int = SURFACE_SIDE) -> np.ndarray:
     """Downsample a 2-D map by the maximum over square blocks so that its longer side is at most
     ``max_side`` (small peaks survive, unlike striding or averaging).
 
@@ -76,7 +78,7 @@ def plot_surfaces(
     rows: Sequence[tuple[str, np.ndarray, Mapping[str, np.ndarray]]],
     path: str | os.PathLike,
     *,
-    max_side: int = 64,
+    max_side: int = SURFACE_SIDE,
     overwrite: bool = True,
 ) -> Path:
     """3-D grey-level surfaces of inputs and method outputs (rows = images, columns = input +

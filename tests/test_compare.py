@@ -19,6 +19,7 @@ from irstd.errors import InputError
 from irstd.figures import block_max
 from irstd.methods import get_method
 from irstd.metrics import Evaluator
+from irstd.protocol import rules
 
 FIGURES = ("roc.png", "pr.png", "pd_fa.png", "surfaces.png", "qualitative.png")
 
@@ -97,6 +98,7 @@ def test_outputs_are_valid_files(full):
     doc = json.loads((out / "metrics.json").read_text())
     assert json.loads(result.stdout) == doc  # --json prints metrics.json
     assert doc["protocol"]["evaluated"] == 4 and doc["skipped"] == []
+    assert {k: doc["protocol"][k] for k in rules()} == rules()  # the protocol of irstd.protocol, as evaluate's
     assert len(doc["figure_images"]) == 3
     report = (out / "report.md").read_text()
     assert "| method | AUC | IoU (%)" in report and "![ROC](roc.png)" in report
@@ -139,6 +141,9 @@ def test_numbers_equal_the_evaluator_on_the_method_outputs(data, full):
         assert doc["pd_fa_curves"][label]["pd"] == c.pd.tolist()
         assert row["best_threshold"] == pytest.approx(ev.best_threshold(), abs=1e-12, nan_ok=True), label
         assert doc["pd_fa_curves"][label]["fa"] == c.fa.tolist()
+        with open(out / "per_image.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["method"] == label]
+        assert [float(r["iou"]) for r in rows] == [r["iou"] for r in ev.per_image]  # full precision
 
 
 def test_network_row_equals_irstd_evaluate_on_the_cached_maps(data, full, tmp_path):

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from irstd.errors import InputError
 from irstd.evaluate import SavedPredictions, evaluate, evaluate_predictions
+from irstd.protocol import rules, summary_line
 from irstd.metrics import Evaluator
 from irstd.cli.main import app
 
@@ -92,6 +93,8 @@ def test_cli_json_matches_the_evaluator(tiny):
     assert 0 < data["miou"] < 1 and 0 < data["fa"] < 1e-1  # plain fractions, no percent scaling
     assert len(data["pd_fa_curve"]["pd"]) == 101
     assert "IoU %" in result.stderr and "{" not in result.stderr
+    assert {k: data[k] for k in rules()} == rules()  # the protocol of irstd.protocol, as compare's
+    assert " ".join(summary_line().split()) in " ".join(result.stderr.split())
     best = _reference(root, expected).best_threshold()
     assert data["best_threshold"] == pytest.approx(best, abs=1e-12)
     assert f"best threshold (chosen on these images, optimistic): score > {best['threshold']:g}" in result.stderr
@@ -110,6 +113,8 @@ def test_cli_out_folder_and_no_overwrite(tiny, tmp_path):
     rows = list(csv.DictReader((out / "per_image.csv").open()))
     assert [r["id"] for r in rows] == list(SHAPES)
     assert (int(rows[0]["height"]), int(rows[0]["width"])) == SHAPES["a1"]
+    # full precision: the CSV reads back to the evaluator's very values (as compare's per_image.csv)
+    assert [float(r["iou"]) for r in rows] == [r["iou"] for r in _reference(root, expected).per_image]
     before = (out / "metrics.json").read_bytes()
     again = _run("--dataset", root, "--split", "test", "--predictions", pred, "--out", out, "--threshold", 0.9)
     assert again.exit_code == 2
@@ -337,7 +342,7 @@ def test_method_own_rule_masks_and_score_curves(scenes, tmp_path):
 
 def test_compat_dnanet(scenes, tmp_path):
     from irstd.data import open_dataset
-    from irstd.evaluate import resize_for_compat
+    from irstd.protocol import resize_for_compat
     from irstd.methods import get_method
 
     ds = open_dataset(scenes)
@@ -376,7 +381,7 @@ def _one_id(tmp_path, image_id):
 
 
 def test_resize_for_compat_is_pillows():
-    from irstd.evaluate import resize_for_compat
+    from irstd.protocol import resize_for_compat
 
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (37, 53), dtype=np.uint8)
@@ -433,3 +438,18 @@ def test_colour_prediction_maps_follow_the_gray_rule(tiny):
     data = json.loads(result.stdout)
     want = _reference(root, {**expected, image_id: jet[..., 0]}).summary()
     assert data["gray"] == "r" and data["miou"] == pytest.approx(want["miou"], abs=1e-12)
+
+
+def test_protocol_rules_state_the_engine_constants():
+    from irstd.metrics import CURVE_BINS, MATCH_DISTANCE
+    from irstd.protocol import COMPAT, check_compat, curves_rule, fa_rule_text, matching_rule
+
+    assert f"distance < {MATCH_DISTANCE:g} px" in matching_rule()
+    assert f"{CURVE_BINS} score levels k/{CURVE_BINS - 1}" in curves_rule()
+    assert f"< {MATCH_DISTANCE:g} px" in summary_line() and fa_rule_text(None) in summary_line()
+    for name, spec in COMPAT.items():
+        assert check_compat(name) == (spec["size"], spec["fa_rule"])
+        assert rules(name)["resolution"].startswith(f"resized to {spec['size']}x{spec['size']}")
+        assert rules(name)["fa_rule"] in summary_line(name)
+    with pytest.raises(InputError, match="--compat"):
+        rules("nope")

@@ -92,6 +92,12 @@ METHOD_OPTIONS = {
     "tta": (Annotated[str, typer.Option("--tta", help=TTA_HELP)], "none"),
 }
 
+#: --dataset, --split and --split-file, as evaluate and compare take them
+#: (:func:`irstd.data.check_split_choice` wants exactly one of the two splits).
+DatasetDir = Annotated[Path, typer.Option("--dataset", help="Dataset folder (images/, masks/, split files).")]
+SplitName = Annotated[str | None, typer.Option("--split", help="Split name, e.g. test or dnanet_50_50/test.")]
+SplitFile = Annotated[Path | None, typer.Option("--split-file", help="Any file with one id per line.")]
+
 #: --method and --weights, as detect and evaluate take them (:func:`method_spec` joins them).
 MethodName = Annotated[str | None, typer.Option(
     "--method", "-m",

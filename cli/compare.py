@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import COMPAT_HELP, EXIT_SKIPPED, console, method_options, print_skipped
+from irstd.cli._common import COMPAT_HELP, DatasetDir, EXIT_SKIPPED, SplitFile, SplitName, console, method_options, print_skipped
 
 
 def _table(rows: list[dict], title: str) -> Table:
@@ -77,9 +77,9 @@ class _Reporter:
 
 @method_options
 def compare(
-    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (images/, masks/, split files)."),
-    split: str = typer.Option(None, "--split", help="Split name, e.g. test or dnanet_50_50/test."),
-    split_file: Path = typer.Option(None, "--split-file", help="Any file with one id per line."),
+    dataset: DatasetDir,
+    split: SplitName = None,
+    split_file: SplitFile = None,
     methods: str = typer.Option(
         ..., "--methods", help="Comma-separated: lcm, ipi, nram, cgrinet, cgrinet:FILE (safetensors weights)."
     ),

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import COMPAT_HELP, EXIT_SKIPPED, MethodName, WeightsFile, console, method_options, method_spec, print_skipped
+from irstd.cli._common import COMPAT_HELP, DatasetDir, EXIT_SKIPPED, MethodName, SplitFile, SplitName, WeightsFile, console, method_options, method_spec, print_skipped
 from irstd.errors import InputError
 
 
@@ -43,9 +43,9 @@ def _table(summary: dict, title: str) -> Table:
 
 @method_options
 def evaluate(
-    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (images/, masks/, split files)."),
-    split: str = typer.Option(None, "--split", help="Split name, e.g. test or dnanet_50_50/test."),
-    split_file: Path = typer.Option(None, "--split-file", help="Any file with one id per line."),
+    dataset: DatasetDir,
+    split: SplitName = None,
+    split_file: SplitFile = None,
     predictions: Path = typer.Option(
         None, "--predictions", help="Folder of score maps: <id>.png (8/16-bit, value/max) or <id>.npy (float in [0, 1])."
     ),

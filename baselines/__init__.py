@@ -21,12 +21,15 @@ from .parallel import default_blas_threads, map_images, matmul_threads
 from .segment import minmax, segment
 
 __all__ = ["lcm", "ipi", "ipi_decompose", "nram", "nram_decompose", "segment", "minmax", "matmul_threads", "default_blas_threads",
-           "map_images", "Method", "METHODS", "get_method"]
+           "map_images", "Baseline", "METHODS"]
 
 
 @dataclass(frozen=True)
-class Method:
-    """A registered baseline: map function, default segmentation ``k``, description."""
+class Baseline:
+    """A registered baseline: map function, default segmentation ``k``, description.
+
+    (:class:`irstd.methods.ClassicalMethod` runs one as a method of the command line.)
+    """
 
     name: str
     fn: Callable[..., np.ndarray]
@@ -34,27 +37,17 @@ class Method:
     description: str
 
 
-# Default k per method, from the spec's measurements on 20 SIRST test images (mean + k·std):
+# Default k per method, measured on 20 SIRST test images (mean + k·std):
 # LCM k=3 gives its best Pd (87 %) — the paper's range is 3..5; IPI keeps Pd 100 % for k = 3, 5, 10
 # while IoU rises 47 -> 68 % and Fa falls 347 -> 55 e-6, so k=10; NRAM is nearly insensitive to k
 # (its map is exactly 0 on most pixels; IoU 43.6 / 42.9 / 41.8 % at k = 3 / 5 / 10, Pd 83 % for
 # all), so k=3, the best IoU.
-METHODS: dict[str, Method] = {
-    "lcm": Method("lcm", lcm, 3.0,
+METHODS: dict[str, Baseline] = {
+    "lcm": Baseline("lcm", lcm, 3.0,
                   "Local Contrast Measure (Chen et al. 2014), multiscale l = 3, 5, 7, 9"),
-    "ipi": Method("ipi", ipi, 10.0,
+    "ipi": Baseline("ipi", ipi, 10.0,
                   "Infrared Patch-Image model (Gao et al. 2013), APG RPCA, median merge"),
-    "nram": Method("nram", nram, 3.0,
+    "nram": Baseline("nram", nram, 3.0,
                    "Non-convex Rank Approximation Minimization (Zhang et al. 2018), ADMM"),
 }
 
-
-def get_method(name: str) -> Method:
-    """Look up a method of ``METHODS`` by name (InputError with the choices otherwise)."""
-    from irstd.errors import InputError
-
-    try:
-        return METHODS[name.lower()]
-    except KeyError:
-        raise InputError(f"--method: unknown method {name!r} (choose from "
-                         f"{', '.join(METHODS)})") from None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irstd.baselines import METHODS, get_method, ipi, lcm, map_images, minmax, nram, segment
+from irstd.baselines import METHODS, ipi, lcm, map_images, minmax, nram, segment
 from irstd.baselines import _patches
 from irstd.baselines import _reference as ref
 from irstd.baselines.ipi import apg_rpca, ipi_decompose
@@ -341,9 +341,7 @@ def test_segment_and_minmax():
 def test_registry():
     assert set(METHODS) == {"lcm", "ipi", "nram"}
     assert METHODS["lcm"].k == 3 and METHODS["lcm"].fn is lcm
-    assert get_method("IPI").fn is ipi
-    with pytest.raises(InputError, match="unknown method"):
-        get_method("rlcm")
+    assert METHODS["ipi"].fn is ipi and METHODS["nram"].fn is nram
 
 
 def _blas_env(_image):

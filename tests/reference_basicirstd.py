@@ -1,6 +1,6 @@
 """An independent re-implementation of the community's reference evaluation, for tests only.
 
-Written from the description in ``specs/metrics.md`` §2–3 of BasicIRSTD's ``metrics.py``
+Written from the description of BasicIRSTD's ``metrics.py`` (docs/metrics.md, "Agreement with the community code")
 (``mIoU`` and ``PD_FA`` classes, used by ``evaluate.py``) and ACM's samplewise nIoU, in their
 loop form with scikit-image, including their data handling:
 

@@ -154,7 +154,7 @@ def test_bad_construction_arguments():
 
 
 # ----------------------------------------------------------------------------------------------
-# parameter budget (docs/cgrinet.md §2.9)
+# parameter budget (docs/cgrinet.md, "Variants")
 
 
 def test_component_parameter_counts():
@@ -238,7 +238,7 @@ def test_reverse_attention_erases_found_regions():
 
 
 # ----------------------------------------------------------------------------------------------
-# ablation switches (docs/cgrinet.md §2.10)
+# ablation switches (docs/cgrinet.md, "Ablation switches")
 
 
 def test_ablation_cgm_per_level():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
@@ -16,11 +15,15 @@ from irstd.errors import InputError
 
 
 def _pct(value) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.2f}"
+    from irstd.compare import format_number
+
+    return format_number(value, 100, 2)
 
 
 def _num(value, scale=1.0, digits=4) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value * scale:.{digits}f}"
+    from irstd.compare import format_number
+
+    return format_number(value, scale, digits)
 
 
 def _table(summary: dict, title: str) -> Table:

@@ -6,10 +6,9 @@ method's dtype on reading — so a cached evaluation is bit-identical to a fresh
 ``<id>.png`` (the own-rule mask, 0/255) and ``<id>.json`` (seconds, dtype, shape and the SHA-256
 of the image file). The json is written last, atomically: an id counts as cached only when its
 json exists, so a run killed mid-way resumes where it stopped. ``<key>`` is a hash of
-:func:`method_key` (method name, score and mask rules, threshold, bit depth, SHA-256 of the
-weights file, irstd version, SHA-256 of the method's source files, cache format): a changed
-method gets a new folder and is recomputed; a changed image (other bytes under the same id) is
-recomputed too.
+:func:`method_key` (the method's record and options but the device, SHA-256 of the weights file,
+irstd version, SHA-256 of the method's source files, cache format): a changed method gets a new
+folder and is recomputed; a changed image (other bytes under the same id) is recomputed too.
 """
 
 from __future__ import annotations

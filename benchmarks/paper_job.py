@@ -25,9 +25,10 @@ On the GPU machine (data/SIRST a copy of the dataset, carried; the whole command
 
 OUT receives at most 8 files, none over 15 MiB (what the GPU machine gives back): the candidate as
 ``cgrinet_paper.safetensors.part-aa``, ``-ab``, ... (join with ``cat``), and ``runs.tar.gz`` holding
-every run's ``config.yaml``, ``ids.json``, ``metrics.csv``, ``train.log``, the calibration logs and
-``decision.json``. Whether the candidate ships is decided afterwards on a CPU, by the rule, with
-``irstd evaluate`` on the seed-0 held-out ids; test figures come after that decision.
+every run's ``config.yaml``, ``ids.json``, ``metrics.csv``, ``train.log``, its held-out ids
+(``NAME.val.txt``), the calibration logs and ``decision.json``. Whether the candidate ships is
+decided afterwards on a CPU, by the rule, with ``irstd evaluate --weights FILE --dataset SIRST
+--split-file NAME.val.txt`` on the seed-0 held-out ids; test figures come after that decision.
 
 ``--quick`` runs the same phases with ``cgrinet_test`` on the CPU in about four minutes.
 """
@@ -270,6 +271,10 @@ def finish(args, runs: list[Run], decision: dict, chosen: str | None, t0: float)
     with tarfile.open(args.out / "runs.tar.gz", "w:gz") as tar:
         tar.add(args.work / "decision.json", arcname="decision.json")
         for run in runs:
+            if (run.folder / "ids.json").exists():  # the held-out ids, for irstd evaluate --split-file
+                ids = json.loads((run.folder / "ids.json").read_text())["val"]["ids"]
+                run.folder.with_suffix(".val.txt").write_text("".join(i.split("/", 1)[-1] + "\n" for i in ids))
+                tar.add(run.folder.with_suffix(".val.txt"), arcname=f"{run.name}.val.txt")
             for folder in (run.folder, run.folder.with_suffix(".cal")):
                 for name in SMALL_FILES:
                     if (folder / name).exists():

@@ -77,7 +77,9 @@ def test_quick_job_end_to_end(tmp_path):
     with tarfile.open(out / "runs.tar.gz") as tar:
         names = tar.getnames()
         decision = json.load(tar.extractfile("decision.json"))
+        val_ids = tar.extractfile("q-v0.val.txt").read().decode().split()
     assert {"q-v0/metrics.csv", "q-v0/ids.json", "q-v0.log", "q-v0.cal.log"} <= set(names)
+    assert val_ids and set(val_ids) <= set((data / "splits" / "dnanet_50_50" / "train.txt").read_text().split())
     assert decision["chosen"] == "q" and decision["candidate"]["run"] == "q-v0"
     run = decision["runs"]["q-v0"]
     assert run["epochs_done"] >= 1 and run["score"] is not None

@@ -30,6 +30,14 @@ every run's ``config.yaml``, ``ids.json``, ``metrics.csv``, ``train.log``, its h
 decided afterwards on a CPU, by the rule, with ``irstd evaluate --weights FILE --dataset SIRST
 --split-file NAME.val.txt`` on the seed-0 held-out ids; test figures come after that decision.
 
+Afterwards, on any machine (the rule's remaining steps)::
+
+    cat OUT/cgrinet_paper.safetensors.part-* > cgrinet_paper.safetensors && tar -xzf OUT/runs.tar.gz -C runs/paper
+    irstd evaluate --weights cgrinet_paper.safetensors --dataset DATA/SIRST --split-file runs/paper/RECIPE-v0.val.txt
+    # shipped only if IoU >= 74.04 and Pd >= 85.71: cp cgrinet_paper.safetensors irstd/weights/; then the test
+    # figures (--split dnanet_50_50/test --skip-errors; MDvsFA --split test) and the distillation runs A and B
+    # with --teacher paper (docs/model_card.md; about 9 s per epoch on 2 CPU cores without --teacher-tta)
+
 ``--quick`` runs the same phases with ``cgrinet_test`` on the CPU in about four minutes.
 """
 
@@ -202,6 +210,10 @@ def main() -> int:
     if args.quick:
         args.model, args.device, args.total = "cgrinet_test", "cpu", min(args.total, 240)
         args.recipe = args.recipe or list(QUICK_RECIPES)
+    if not (args.data / "splits" / "dnanet_50_50" / "train.txt").is_file():
+        parser.error(f"{args.data}: no splits/dnanet_50_50/train.txt (not a SIRST folder)")
+    if args.out.exists() and any(args.out.iterdir()):
+        parser.error(f"{args.out}: not empty (the job writes its parts and runs.tar.gz into an empty folder)")
     t0 = time.monotonic()
     end = t0 + args.total
     threads = 2 if args.device == "cuda" else 1  # on a CPU the runs share its cores

@@ -61,6 +61,19 @@ def test_write_parts_round_trip(tmp_path, monkeypatch):
     assert b"".join(p.read_bytes() for p in parts) == source.read_bytes()
 
 
+def test_job_refuses_a_folder_without_the_split_and_a_used_out(tmp_path):
+    script = str(ROOT / "benchmarks" / "paper_job.py")
+    done = subprocess.run([sys.executable, script, str(tmp_path), str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2 and "no splits/dnanet_50_50/train.txt" in done.stderr.splitlines()[-1]
+    (tmp_path / "splits" / "dnanet_50_50").mkdir(parents=True)
+    (tmp_path / "splits" / "dnanet_50_50" / "train.txt").write_text("a\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("keep")
+    done = subprocess.run([sys.executable, script, str(tmp_path), str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2 and "out: not empty" in done.stderr.splitlines()[-1]
+    assert (tmp_path / "out" / "mine.txt").read_text() == "keep"
+
+
 @pytest.mark.slow
 def test_quick_job_end_to_end(tmp_path):
     """The whole job on the CPU with one tiny recipe and one seed: a candidate in parts and the archive."""

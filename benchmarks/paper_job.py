@@ -81,7 +81,6 @@ class Run:
     epochs: int = 0
     val_every: int = 1
     extra: list[str] = field(default_factory=list)
-    process: subprocess.Popen | None = None
 
     @property
     def name(self) -> str:

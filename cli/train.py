@@ -106,7 +106,7 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (default: auto)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision: bfloat16 autocast (float16 with gradient scaling where the GPU lacks bfloat16); CUDA only, ignored with a warning on CPU."),
     step: Optional[str] = typer.Option(None, "--step", help="Training step: auto (a captured CUDA graph on one GPU, eager elsewhere), eager, or graph (default: auto)."),
-    state_interval: Optional[float] = typer.Option(None, "--state-interval", help="Seconds between writes of the resume state and last.safetensors, checked at each epoch's end; 0 = every epoch (default: 60). Also written at the end and on Ctrl-C."),
+    state_interval: Optional[float] = typer.Option(None, "--state-interval", help="Seconds between writes of the resume state and last.safetensors, checked at each epoch's end; 0 = every epoch (default: 60). Both also at the end; on Ctrl-C the state (last.safetensors only when the stop falls at an epoch's end)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: 0)."),
     skip_errors: Optional[bool] = typer.Option(None, "--skip-errors", help="Leave out unreadable image/mask pairs (listed at the end; exit 3)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Bit depth of 16-bit images for to_float (default: 16)."),

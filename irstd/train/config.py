@@ -102,7 +102,9 @@ class TrainConfig:
         and runs eagerly elsewhere (the CPU, DDP).
     state_interval : float
         Seconds between writes of the resume state and ``last.safetensors`` (checked at the end
-        of each epoch; 0: every epoch). Both are also written at the end and on interruption.
+        of each epoch; 0: every epoch). Both are also written at the end; on interruption the
+        state is, and ``last.safetensors`` only when the stop falls at an epoch's end (it holds
+        whole epochs).
     workers : int
         DataLoader worker processes (0: load in the main process; not used on CUDA).
     skip_errors : bool

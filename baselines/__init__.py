@@ -35,6 +35,8 @@ class Baseline:
     fn: Callable[..., np.ndarray]
     k: float
     description: str
+    #: The name papers print (tables, legends): ``LCM``, ``Top-Hat``, ``Max-Median`` ...
+    display: str = ""
 
 
 # Default k per method, measured on 20 SIRST test images (mean + k·std):
@@ -44,10 +46,10 @@ class Baseline:
 # all), so k=3, the best IoU.
 METHODS: dict[str, Baseline] = {
     "lcm": Baseline("lcm", lcm, 3.0,
-                  "Local Contrast Measure (Chen et al. 2014), multiscale l = 3, 5, 7, 9"),
+                  "Local Contrast Measure (Chen et al. 2014), multiscale l = 3, 5, 7, 9", "LCM"),
     "ipi": Baseline("ipi", ipi, 10.0,
-                  "Infrared Patch-Image model (Gao et al. 2013), APG RPCA, median merge"),
+                  "Infrared Patch-Image model (Gao et al. 2013), APG RPCA, median merge", "IPI"),
     "nram": Baseline("nram", nram, 3.0,
-                   "Non-convex Rank Approximation Minimization (Zhang et al. 2018), ADMM"),
+                   "Non-convex Rank Approximation Minimization (Zhang et al. 2018), ADMM", "NRAM"),
 }
 

@@ -32,14 +32,14 @@ class Format(str, Enum):
 
 
 def _choose_method(method: str | None, weights: Path | None) -> str:
-    from irstd.methods import CLASSICAL, default_weights
+    from irstd.methods import classical_names, default_weights
 
     spec = method_spec(method, weights)
     if spec is None:
         if default_weights() is None:
             raise InputError(
                 "--method is required until trained CgriNet weights are packaged "
-                f"(choose {', '.join(CLASSICAL[:-1])}, {CLASSICAL[-1]}, or cgrinet with --weights FILE)"
+                f"(choose {', '.join(classical_names())}, or cgrinet with --weights FILE)"
             )
         return "cgrinet"
     return spec

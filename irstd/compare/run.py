@@ -219,10 +219,10 @@ def _build_methods(specs, out: Path, options: MethodOptions, compat=None):
     infos : list of MethodInfo
     methods : list of irstd.methods.Method
     """
-    from irstd.methods import CLASSICAL, get_method
+    from irstd.methods import classical_names, get_method
 
     # --tta concerns CgriNet only: the classical methods of the same run go without it
-    methods = [get_method(s, options, **({"tta": "none"} if s.strip().lower() in CLASSICAL else {})) for s in specs]
+    methods = [get_method(s, options, **({"tta": "none"} if s.strip().lower() in classical_names() else {})) for s in specs]
     labels = _labels(specs, [m.name for m in methods])
     infos = []
     for spec, label, method in zip(specs, labels, methods):

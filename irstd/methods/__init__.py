@@ -47,7 +47,7 @@ from typing import Any
 
 from irstd.errors import InputError
 from irstd.methods.base import Method, MethodOutput
-from irstd.methods.classical import CLASSICAL, ClassicalMethod, _classical
+from irstd.methods.classical import ClassicalMethod, _classical, classical_names
 from irstd.methods.network import (
     CUDA_BATCH,
     DEFAULT_WEIGHTS_NAME,
@@ -63,7 +63,7 @@ from irstd.methods.options import ENGINES, MethodOptions, cuda_available, resolv
 from irstd.methods.run import run_method
 
 __all__ = [
-    "CLASSICAL",
+    "classical_names",
     "CUDA_BATCH",
     "DEFAULT_WEIGHTS_NAME",
     "ENGINES",
@@ -88,7 +88,7 @@ __all__ = [
 
 def list_methods() -> list[str]:
     """The method names :func:`get_method` accepts (``cgrinet:FILE`` takes any model file)."""
-    return ["cgrinet", *CLASSICAL]
+    return ["cgrinet", *classical_names()]
 
 
 
@@ -125,7 +125,7 @@ def get_method(spec: str, options: MethodOptions | None = None, **changes: Any) 
     options = replace(options or MethodOptions(), **changes) if changes else options or MethodOptions()
     name, sep, file = str(spec).strip().partition(":")
     name = name.lower()
-    if name in CLASSICAL and not sep:
+    if not sep and name != "cgrinet" and name in classical_names():
         return _classical(name, options)
     if name == "cgrinet":
         if sep and not file:

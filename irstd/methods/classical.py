@@ -13,8 +13,13 @@ from irstd.methods.base import Method, MethodOutput, _check_image, _tiled_rule
 from irstd.methods.options import MethodOptions
 from irstd.tiles import map_tiled
 
-#: The classical methods, by name (see :data:`irstd.baselines.METHODS`).
-CLASSICAL = ("lcm", "ipi", "nram")
+
+
+def classical_names() -> tuple[str, ...]:
+    """The classical methods, by name: the keys of :data:`irstd.baselines.METHODS`."""
+    from irstd.baselines import METHODS
+
+    return tuple(METHODS)
 
 
 @dataclass
@@ -66,7 +71,7 @@ def _classical(name: str, options: MethodOptions) -> ClassicalMethod:
     return ClassicalMethod(
         name=name,
         kind="classical",
-        score_rule=f"min-max normalised raw {name.upper()} map{_tiled_rule(options)}",
+        score_rule=f"min-max normalised raw {base.display or name.upper()} map{_tiled_rule(options)}",
         mask_rule=f"raw map > mean + {base.k:g}·std" if threshold is None else f"min-max score > {threshold:g}",
         threshold=threshold,
         options=options,

@@ -2,7 +2,7 @@
 
 Paths, all on the same randomly initialised weights (speed does not depend on them):
   eager          model.eval() under torch.no_grad()
-  inference      model.eval() under torch.inference_mode()   (what irstd.models.predict uses)
+  inference      model.eval() under torch.inference_mode()   (what irstd.models.inference uses)
   channels_last  inference + channels_last memory format     (what detect/evaluate/compare use on the CPU)
   compiled       torch.compile(model) under inference_mode   (--compile; slow to warm up)
   onnxruntime    irstd.onnx_runtime: the model exported by torch.onnx (TorchScript exporter, opset

@@ -38,7 +38,13 @@ Afterwards, on any machine (the rule's remaining steps)::
     # figures (--split dnanet_50_50/test --skip-errors; MDvsFA --split test) and the distillation runs A and B
     # with --teacher paper (docs/model_card.md; about 9 s per epoch on 2 CPU cores without --teacher-tta)
 
-``--quick`` runs the same phases with ``cgrinet_test`` on the CPU in about four minutes.
+The field's heavy networks (issue 27: DNANet, ISNet, ISTDU-Net, UIU-Net, MTU-Net; ``--net``) train
+beside the paper runs with BasicIRSTD's recipe, one run each (validation seed 0), take no part in
+the paper model's choice, and are evaluated on the test split at the end: their figures, and the
+float16 weights of those under 10 MB (DNANet, ISNet, ISTDU-Net), are in ``runs.tar.gz``.
+
+``--quick`` runs the same phases with ``cgrinet_test`` (and ACM as the field's net) on the CPU in
+about four minutes.
 """
 
 from __future__ import annotations
@@ -64,6 +70,13 @@ RECIPES = (
     "r256:--lr 5e-4 --batch-size 16 --crop 256 --scale-range 0.75,1.5 --ema 0.999",
 )
 QUICK_RECIPES = ("q32:--lr 1e-3 --batch-size 4 --crop 32", "q64:--lr 1e-3 --batch-size 4 --crop 64")
+# The field's heavy networks (issue 27), trained beside the paper runs with BasicIRSTD's recipe (Adam
+# lr 5e-4 without weight decay, 256² crops, batch 16, each net's own loss), validation seed 0; not
+# part of the paper model's choice. Each is evaluated on the test split afterwards (figures only).
+NETS = tuple(f"{n}:--lr 5e-4 --weight-decay 0 --batch-size 16 --crop 256"
+             for n in ("dnanet", "isnet", "istdunet", "uiunet", "mtunet"))
+QUICK_NETS = ("acm:--lr 1e-3 --weight-decay 0 --batch-size 4 --crop 64",)
+NET_FILE_MB = 10  # a net's float16 weights come back (inside runs.tar.gz) when at most this size
 CALIBRATION_EPOCHS = 5  # epoch 1 holds the graph capture; 2 and 3 train; 4 and 5 train and validate
 VALIDATIONS = 25  # about this many validations per run
 TIE = 0.005  # recipes closer than this (IoU as a fraction) count as a tie: the first named wins
@@ -81,10 +94,12 @@ class Run:
     epochs: int = 0
     val_every: int = 1
     extra: list[str] = field(default_factory=list)
+    #: A field network's registry name (``--net``); None for the paper model's runs (``--model``).
+    net: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.recipe}-v{self.val_seed}"
+        return f"net-{self.net}" if self.net else f"{self.recipe}-v{self.val_seed}"
 
 
 def read_metrics(path: Path) -> list[dict[str, str]]:
@@ -139,7 +154,7 @@ def choose(scores: dict[str, list[float | None]]) -> str | None:
 
 def train_command(args, run: Run, epochs: int, val_every: int, out: Path) -> list[str]:
     return [sys.executable, "-m", "irstd.cli.main", "train", "--dataset", str(args.data),
-            "--split", "dnanet_50_50/train", "--model", args.model, "--device", args.device,
+            "--split", "dnanet_50_50/train", "--model", run.net or args.model, "--device", args.device,
             *(["--amp"] if args.device == "cuda" else []), "--seed", "0", "--val-seed", str(run.val_seed),
             "--epochs", str(epochs), "--val-every", str(val_every), "--state-interval", str(STATE_INTERVAL),
             *run.options, *run.extra, "--out", str(out)]
@@ -202,6 +217,9 @@ def main() -> int:
     parser.add_argument("--recipe", action="append", help="NAME:OPTIONS (repeat; default: the two of the rule)")
     parser.add_argument("--val-seeds", default="0,1")
     parser.add_argument("--model", default="cgrinet")
+    parser.add_argument("--net", action="append",
+                        help="NAME:OPTIONS, a field network trained beside the paper runs and evaluated on the test "
+                             "split (repeat; default: DNANet, ISNet, ISTDU-Net, UIU-Net, MTU-Net; --net none: no net)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--work", type=Path, help="scratch folder for the runs (default: a new temporary one)")
     parser.add_argument("--quick", action="store_true", help="cgrinet_test on the CPU, small crops, --total 240")
@@ -209,6 +227,8 @@ def main() -> int:
     if args.quick:
         args.model, args.device, args.total = "cgrinet_test", "cpu", min(args.total, 240)
         args.recipe = args.recipe or list(QUICK_RECIPES)
+        args.net = args.net or list(QUICK_NETS)
+    nets = [n for n in (args.net or NETS) if n != "none"]
     if not (args.data / "splits" / "dnanet_50_50" / "train.txt").is_file():
         parser.error(f"{args.data}: no splits/dnanet_50_50/train.txt (not a SIRST folder)")
     if args.out.exists() and any(args.out.iterdir()):
@@ -217,13 +237,15 @@ def main() -> int:
     end = t0 + args.total
     threads = 2 if args.device == "cuda" else 1  # on a CPU the runs share its cores
     # kept at the end: half for runs stopped at the deadline to save, half for the float16 file and archive
-    reserve = min(60.0, args.total / 6)
+    reserve = min(60.0, args.total / 6) + (0 if args.quick else 15) * len(nets)  # + the nets' test evaluations
     args.out.mkdir(parents=True, exist_ok=True)
     args.work = Path(tempfile.mkdtemp(prefix="paper_job-", dir=args.work))
     runs = [Run(name, options.split(), int(seed), args.work / f"{name}-v{seed}")
             for name, options in (r.split(":", 1) for r in (args.recipe or RECIPES))
             for seed in args.val_seeds.split(",")]
-    decision: dict = {"recipes": args.recipe or list(RECIPES), "val_seeds": args.val_seeds, "model": args.model,
+    runs += [Run(name, options.split(), 0, args.work / f"net-{name}", net=name)
+             for name, options in (n.split(":", 1) if ":" in n else (n, "") for n in nets)]
+    decision: dict = {"nets": nets, "recipes": args.recipe or list(RECIPES), "val_seeds": args.val_seeds, "model": args.model,
                       "device": args.device, "total_s": args.total, "runs": {}}
 
     # 1. calibration (once more with --step eager when the first try fails)
@@ -259,13 +281,40 @@ def main() -> int:
         rows = read_metrics(run.folder / "metrics.csv")
         done = int(rows[-1]["epoch"]) if rows else 0
         score = run_score(rows)
-        scores.setdefault(run.recipe, []).append(score)
+        if run.net is None:  # the field's nets take no part in the paper model's choice
+            scores.setdefault(run.recipe, []).append(score)
         decision["runs"][run.name].update(exit=code, wall_s=round(wall, 1), epochs_done=done,
                                           complete=done == run.epochs, score=score)
         log(f"{run.name}: exit {code}, {done}/{run.epochs} epochs in {wall:.0f} s, score {score}", t0)
     chosen = choose(scores)
     decision.update(scores=scores, chosen=chosen)
+    evaluate_nets(args, [r for r in runs if r.net], decision, t0)
     return finish(args, runs, decision, chosen, t0)
+
+
+def evaluate_nets(args, runs: list[Run], decision: dict, t0: float) -> None:
+    """Each field network's ``best.safetensors`` (by validation IoU) on the test split, when the
+    dataset has one: ``irstd evaluate --json`` into ``decision["runs"][NAME]["test"]``, and its
+    float16 file (``NAME.safetensors``) when at most :data:`NET_FILE_MB`."""
+    if not (args.data / "splits" / "dnanet_50_50" / "test.txt").is_file():
+        return
+    from irstd.models.registry import get_spec
+
+    for run in runs:
+        best = run.folder / "best.safetensors"
+        if not best.exists():
+            continue
+        cmd = [sys.executable, "-m", "irstd.cli.main", "evaluate", "--dataset", str(args.data), "--split",
+               "dnanet_50_50/test", "--method", f"{get_spec(run.net).family}:{best}", "--device", args.device,
+               "--skip-errors", "--out", str(run.folder.with_suffix(".test")), "--json"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        figures = json.loads(done.stdout) if done.stdout.strip().startswith("{") else None
+        decision["runs"][run.name]["test"] = {"exit": done.returncode, "metrics": figures, "command": cmd[2:]}
+        f16 = run.folder / f"{run.net}.safetensors"
+        subprocess.run([sys.executable, "-m", "irstd.models", str(best), str(f16), "--float16"], check=False)
+        if f16.exists() and f16.stat().st_size <= NET_FILE_MB * 2**20:
+            decision["runs"][run.name]["weights"] = f16.name
+        log(f"{run.name}: test exit {done.returncode}, IoU {figures and figures.get('miou')}", t0)
 
 
 def finish(args, runs: list[Run], decision: dict, chosen: str | None, t0: float) -> int:
@@ -294,6 +343,9 @@ def finish(args, runs: list[Run], decision: dict, chosen: str | None, t0: float)
             for suffix in (".cal.log", ".log"):
                 if run.folder.with_suffix(suffix).exists():
                     tar.add(run.folder.with_suffix(suffix), arcname=f"{run.name}{suffix}")
+            shipped = decision.get("runs", {}).get(run.name, {}).get("weights")
+            if shipped:  # a field network's float16 weights, small enough to come back
+                tar.add(run.folder / shipped, arcname=f"{run.name}/{shipped}")
     log(f"chosen: {chosen}; candidate: {decision['candidate']}", t0)
     return 0 if decision["candidate"] else 1
 

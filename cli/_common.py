@@ -3,8 +3,12 @@ the method options (:func:`method_options`, :func:`method_spec`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import os
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -16,17 +20,23 @@ except ImportError:  # pragma: no cover - older typer uses the click package
     import click
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
 from irstd.errors import InputError
 
 #: Tables, progress and messages go to stderr; stdout carries only results asked for (--json ...).
-console = Console(stderr=True)
+#: No emoji codes: a path or label with ``:fire:`` in it is printed as it is.
+console = Console(stderr=True, emoji=False)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2  # usage errors and unusable input
 EXIT_SKIPPED = 3  # finished, but some inputs were skipped under --skip-errors
+EXIT_INTERRUPTED = 130  # Ctrl-C (the shell's convention for SIGINT)
+
+#: Seconds between the plain progress lines printed when stderr is not a terminal.
+PLAIN_PROGRESS_SECONDS = 10.0
 
 #: Skipped inputs listed one by one (the rest are counted): :func:`print_skipped`.
 MAX_SKIPPED_SHOWN = 20
@@ -101,10 +111,10 @@ SplitFile = Annotated[Path | None, typer.Option("--split-file", help="Any file w
 #: --method and --weights, as detect and evaluate take them (:func:`method_spec` joins them).
 MethodName = Annotated[str | None, typer.Option(
     "--method", "-m",
-    help="cgrinet (the packaged weights), lcm, ipi or nram; cgrinet:FILE also works. detect's default: cgrinet.",
+    help="A network with packaged weights (cgrinet, acm, alcnet, rdian), NETWORK:FILE (any registered network, e.g. cgrinet:FILE, dnanet:FILE), a classical method (lcm, ipi, nram, tophat, maxmedian, mpcm, tllcm, pstnn, rlcm, wslcm, mslcm, mspcm, ript) or an installed plugin. detect's default: cgrinet.",
 )]
 WeightsFile = Annotated[Path | None, typer.Option(
-    "--weights", help="CgriNet weights: an irstd .safetensors file, or 'paper' (if packaged); implies --method cgrinet.",
+    "--weights", help="Network weights: an irstd .safetensors file (any registered network: its --method family is read from the file), or 'paper' (if packaged).",
 )]
 
 
@@ -126,6 +136,8 @@ def method_options(command):
         from irstd.methods import MethodOptions
 
         options = MethodOptions(**{name: kwargs.pop(name) for name in METHOD_OPTIONS})
+        if options.overlap is not None and options.tile is None:  # it would be ignored silently
+            raise InputError("--overlap: only with --tile (it is the overlap of neighbouring tiles)")
         return command(**kwargs, options=options)
 
     wrapper.__signature__ = signature.replace(parameters=params)
@@ -134,13 +146,20 @@ def method_options(command):
 
 
 def method_spec(method: str | None, weights: Path | None) -> str | None:
-    """The method specification of ``--method`` and ``--weights``: ``cgrinet:FILE`` for weights
-    (with ``--method`` absent or ``cgrinet``), else ``method`` (``None``: neither was given)."""
+    """The method specification of ``--method`` and ``--weights``: ``FAMILY:FILE`` for weights
+    (``FAMILY`` from ``--method`` when it names a network family, else the architecture the file
+    holds), else ``method`` (``None``: neither was given)."""
     if weights is None:
         return method
-    if method is not None and method.lower() != "cgrinet":
-        raise InputError(f"--weights: only used with --method cgrinet, not {method!r}")
-    return f"cgrinet:{weights}"
+    from irstd.models.registry import families
+
+    if method is not None and method.lower() not in families():
+        raise InputError(f"--weights: only used with a network (--method {', '.join(families())}), not {method!r}")
+    if method is None:
+        from irstd.model_file import architecture_of, read_weights_metadata
+
+        method = architecture_of(read_weights_metadata(weights)).lower() if Path(weights).is_file() else "cgrinet"
+    return f"{method.lower()}:{weights}"
 
 
 def print_skipped(reasons: list[str]) -> None:
@@ -149,6 +168,50 @@ def print_skipped(reasons: list[str]) -> None:
         console.print(f"[yellow]skipped[/yellow] {escape(reason)}", highlight=False)
     if len(reasons) > MAX_SKIPPED_SHOWN:
         console.print(f"[yellow]... and {len(reasons) - MAX_SKIPPED_SHOWN} more skipped[/yellow]")
+
+
+@contextlib.contextmanager
+def progress(label: str, total: int, *, interval: float | None = None) -> Iterator[Callable[[int], None]]:
+    """Progress of ``total`` items on stderr; yields ``update(done)``.
+
+    On a terminal: a transient rich bar. Otherwise (a log file, a pipe, a CI job): a plain line
+    ``<label>: <done>/<total> (<elapsed> s)`` at most every ``interval`` seconds, so that a
+    long run is seen to progress (``interval`` default: :data:`PLAIN_PROGRESS_SECONDS`).
+    """
+    interval = PLAIN_PROGRESS_SECONDS if interval is None else interval
+    if console.is_terminal:
+        with Progress(TextColumn(escape(label)), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda done: bar.update(task, completed=done)
+        return
+    start = time.monotonic()
+    last = [start]
+
+    def update(done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= interval and done < total:
+            last[0] = now
+            console.print(f"{label}: {done}/{total} ({now - start:.0f} s)", markup=False, highlight=False)
+
+    yield update
+
+
+def print_warnings(messages: list[str]) -> None:
+    """Warn once per run: the first message on stderr, and how many more frames had one."""
+    if not messages:
+        return
+    more = len(messages) - 1
+    tail = f" ({more} more frame{'s' * (more != 1)} like this)" if more else ""
+    console.print(f"irstd: warning: {messages[0]}{tail}", markup=False, highlight=False, soft_wrap=True)
+
+
+def os_error_text(exc: OSError) -> str:
+    """An operating-system error as ``<path>: <cause>`` (one line)."""
+    cause = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    if exc.filename is not None:
+        return f"{os.fsdecode(exc.filename)}: {cause}"
+    return cause
 
 
 class InputFailure(click.ClickException):
@@ -190,6 +253,14 @@ class IrstdGroup(TyperGroup):
             raise
         except click.exceptions.UsageError as exc:
             raise _usage_error(exc) from None
+        except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): stop quietly
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            raise typer.Exit(EXIT_FAILURE) from None
+        except OSError as exc:
+            # A full disk, a read-only folder, a file where a folder must go: one line, exit 1.
+            click.echo(f"irstd: error: {os_error_text(exc)}", err=True)
+            raise typer.Exit(EXIT_FAILURE) from None
 
 
 def new_app(**kwargs) -> typer.Typer:

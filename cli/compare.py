@@ -6,6 +6,7 @@ import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -13,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from irstd.errors import InputError
 from irstd.cli._common import COMPAT_HELP, DatasetDir, EXIT_SKIPPED, SplitFile, SplitName, console, method_options, print_skipped
 
 
@@ -26,7 +28,7 @@ def _table(rows: list[dict], title: str) -> Table:
         table.add_column(name, justify="right")
     for r in rows:
         table.add_row(
-            escape(r["method"]),
+            escape(r["display"]),
             _num(r["auc"], 1, 4),
             _num(r["miou"], 100),
             _num(r["niou"], 100),
@@ -81,7 +83,11 @@ def compare(
     split: SplitName = None,
     split_file: SplitFile = None,
     methods: str = typer.Option(
-        ..., "--methods", help="Comma-separated: lcm, ipi, nram, cgrinet, cgrinet:FILE (safetensors weights)."
+        ..., "--methods",
+        help="Comma-separated: classical methods (lcm, ipi, nram, tophat, maxmedian, mpcm, tllcm, pstnn, ...), "
+             "networks with packaged weights (cgrinet, acm, alcnet, rdian), NETWORK:FILE (weights of irstd train), "
+             "NAME=DIR (your own method's saved maps, one <id>.png/.npy/.tif per image, read as irstd evaluate "
+             "--predictions reads them), or a plugin's name (entry point group irstd.methods).",
     ),
     out: Path = typer.Option(
         ..., "--out", help="Run folder: table, curves, figures, report.md and the cache a rerun reuses."
@@ -89,40 +95,50 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json (plain fractions) on stdout."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes for the classical methods."),
     images: str = typer.Option(
-        None, "--images", help="Comma-separated ids shown in surfaces.png and qualitative.png (default: hard cases)."
+        None, "--images", help="Comma-separated ids shown in the surfaces and qualitative figures (default: hard cases)."
     ),
+    label: Optional[list[str]] = typer.Option(
+        None, "--label", help='Name of a method in tables, legends and figures, METHOD=TEXT (repeatable), e.g. --label mine="Ours" (default: LCM, Top-Hat, CgriNet, ...).'
+    ),
+    figure_format: str = typer.Option("png", "--figure-format", help="Figures as png, or as vector pdf or svg (for a paper)."),
+    dpi: float = typer.Option(150, "--dpi", help="Resolution of PNG figures (and of images inside vector ones)."),
     options=None,  # the method options (cli._common.METHOD_OPTIONS)
     compat: str = typer.Option(None, "--compat", help=COMPAT_HELP),
     skip_errors: bool = typer.Option(
         False, "--skip-errors", help="Skip images that fail (any method), list them, exit 3."
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Clear the cache of an existing compare folder (or write into a non-empty other folder)."
+        False, "--overwrite",
+        help="Replace the outputs of another compare run in --out (other methods, split or options; its cache is kept and reused where it applies), or write into a non-empty other folder.",
     ),
 ) -> None:
     """Compare methods on a dataset split: the papers' table (AUC, IoU, nIoU, F1, Pd, Fa, time, parameters), ROC/PR/Pd-Fa curves, 3-D surfaces, a qualitative grid and report.md.
 
-    Outputs are cached per method and image under --out: a rerun, or one with an added method, computes only what is missing; a killed run resumes.
+    Outputs are cached per method and image under --out: a rerun computes only what is missing, and a killed run resumes. An --out holding another run (other methods, split or options) is refused unless --overwrite, which replaces its outputs and reuses its cache where it applies.
 
-    Classical methods keep their own mask rule (raw map > mean + k·std) unless --threshold is given; their curves use min-max normalised maps.
+    Classical methods keep their own mask rule (raw map > mean + k·std) unless --threshold is given; their curves use min-max normalised maps. Saved maps (NAME=DIR) and networks: score > --threshold (0.5 by default).
 
     Exit status: 0 done; 2 unusable input; 3 some images skipped under --skip-errors.
     """
     from irstd.data import check_split_choice
-    from irstd.compare import compare as run_compare, parse_methods, prepare_out, write_outputs
+    from irstd.compare import FIGURE_FORMATS, compare as run_compare, parse_labels, parse_methods, write_outputs
 
     check_split_choice(split, split_file)
     specs = parse_methods(methods)
+    labels = parse_labels(label)
+    if figure_format not in FIGURE_FORMATS:
+        raise InputError(f"--figure-format {figure_format}: choose {', '.join(FIGURE_FORMATS)}")
+    if not 20 <= dpi <= 1200:
+        raise InputError(f"--dpi {dpi:g}: choose a resolution from 20 to 1200")
     picks = [i.strip() for i in images.split(",") if i.strip()] if images else None
-    prepare_out(out, overwrite=overwrite)  # before any work
 
-    with _progress() as reporter:
+    with _progress() as reporter:  # the folder is checked (and another run's refused) before any work
         result = run_compare(
             dataset, specs, out, split=split, split_file=split_file, options=options, compat=compat,
-            workers=workers, skip_errors=skip_errors, progress=reporter,
+            workers=workers, skip_errors=skip_errors, overwrite=overwrite, labels=labels, progress=reporter,
         )
     command = shlex.join(["irstd", *sys.argv[1:]]) if sys.argv and Path(sys.argv[0]).name == "irstd" else None
-    written = write_outputs(result, images=picks, command=command)
+    written = write_outputs(result, images=picks, command=command, figure_format=figure_format, dpi=dpi)
 
     print_skipped([f"{image_id}: {reason}" for image_id, reason in result.skipped])
     where = split if split_file is None else str(split_file)

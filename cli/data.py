@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from irstd.cli._common import EXIT_FAILURE, EXIT_OK, console, new_app
@@ -36,13 +37,13 @@ def check(
     """
     from irstd.data import check_dataset
 
-    with console.status(f"checking {root}"):
+    with console.status(escape(f"checking {root}")):
         report = check_dataset(root, decode_images=decode)
     f = report.facts
-    summary = Table(title=f"{report.root}", show_header=False, title_justify="left")
+    summary = Table(title=escape(f"{report.root}"), show_header=False, title_justify="left")
     summary.add_column("fact", style="bold")
     summary.add_column("value")
-    summary.add_row("layout", report.layout)
+    summary.add_row("layout", escape(report.layout))
     summary.add_row("images / masks / pairs", f"{f['images']} / {f['masks']} / {f['pairs']}")
     if f["width_range"]:
         summary.add_row(
@@ -60,7 +61,7 @@ def check(
             "target area (px)",
             f"{f['target_area_range'][0]}-{f['target_area_range'][1]}, median {f['target_area_median']:g}",
         )
-    summary.add_row("splits", ", ".join(f"{k} ({v})" for k, v in f["splits"].items()) or "none")
+    summary.add_row("splits", escape(", ".join(f"{k} ({v})" for k, v in f["splits"].items())) or "none")
     console.print(summary)
     if report.problems:
         table = Table(title=f"{len(report.problems)} problem(s)", title_justify="left")
@@ -68,7 +69,7 @@ def check(
         table.add_column("count", justify="right")
         table.add_column("ids")
         for p in report.problems:
-            table.add_row(p.message, str(len(p.ids)), _fmt_ids(p.ids, p.details))
+            table.add_row(escape(p.message), str(len(p.ids)), escape(_fmt_ids(p.ids, p.details)))
         console.print(table)
     else:
         console.print("[green]no problems found[/green]")
@@ -95,8 +96,8 @@ def info(
     for col in ("file", "format", "W x H", "frames", "type", "min..max", "to [0, 1]"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["path"], r["format"], f"{r['width']} x {r['height']}", str(r["frames"]), r["dtype"],
-                      f"{r['min']:g}..{r['max']:g}", r["input_rule"])
+        table.add_row(escape(r["path"]), r["format"], f"{r['width']} x {r['height']}", str(r["frames"]), r["dtype"],
+                      f"{r['min']:g}..{r['max']:g}", escape(r["input_rule"]))
     console.print(table)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -115,11 +116,12 @@ def synth(
     """Write synthetic infrared-like scenes with small targets and exact masks, as a dataset."""
     from irstd.synth import write_dataset
 
-    with console.status(f"writing {count} scene(s) to {out}"):
+    with console.status(escape(f"writing {count} scene(s) to {out}")):
         record = write_dataset(out, count, size, seed, bit_depth=bit_depth, targets=targets, scr=scr,
                                overwrite=overwrite)
     n_targets = sum(len(r["targets"]) for r in record["images"])
     console.print(
         f"wrote {count} scene(s) of {size[0]}x{size[1]} ({bit_depth}-bit), {n_targets} target(s), "
-        f"splits train {record['splits']['train']} / test {record['splits']['test']} to {out}"
+        f"splits train {record['splits']['train']} / test {record['splits']['test']} to {out}",
+        markup=False, highlight=False, soft_wrap=True,
     )

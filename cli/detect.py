@@ -12,10 +12,10 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.cli._common import EXIT_SKIPPED, MethodName, WeightsFile, console, method_options, method_spec, print_skipped
+from irstd.cli._common import (EXIT_INTERRUPTED, EXIT_SKIPPED, MethodName, WeightsFile, console, method_options, method_spec,
+                               print_skipped, print_warnings, progress)
 from irstd.errors import InputError
 
 #: Frames above this many pixels (2048²) without --tile get a hint about it (docs/detect.md).
@@ -109,7 +109,8 @@ class _Renderer:
             table.add_column(name, justify=justify, no_wrap=name != "image", overflow="fold")
         for row in self.rows:
             table.add_row(*(escape(c) for c in row))
-        out = Console()
+        # On stderr with the progress and the messages: stdout carries only --format json|csv.
+        out = Console(stderr=True, emoji=False)
         if not out.is_terminal:  # a file or a pipe: no 80-column squeeze
             out.width = max(out.width, 200)
         out.print(table)
@@ -144,32 +145,49 @@ def detect(
     """
     from irstd.detect import collect_inputs, detect as run_detect, plan_items, plan_outputs, save_outputs, Skipped
     from irstd.methods import get_method
+    from irstd.methods.run import worker_count
 
     kinds = [k for k, on in (("mask", save_mask), ("scores", save_scores), ("overlay", save_overlay)) if on]
     if kinds and out is None:
         raise InputError("--out: needed with --save-mask, --save-scores or --save-overlay")
+    if out is not None and not kinds:
+        raise InputError("--out: nothing would be written there; add --save-mask, --save-scores or --save-overlay")
     spec = _choose_method(method, weights)
     meth = get_method(spec, options)
     stdin_lines = sys.stdin if "-" in inputs else None
-    paths = collect_inputs(inputs, recursive=recursive, stdin_lines=stdin_lines)
-    items, skipped = plan_items(paths, skip_errors=skip_errors)
+    missing: list[str] = []
+    paths = collect_inputs(inputs, recursive=recursive, stdin_lines=stdin_lines,
+                           missing=missing if skip_errors else None)
+    notes: list[str] = []
+    items, skipped = plan_items(paths, skip_errors=skip_errors, notes=notes)
+    for note in notes:  # frames a corrupt video lost
+        console.print(f"irstd: warning: {note}", markup=False, highlight=False, soft_wrap=True)
+    skipped[:0] = [Skipped(name, f"{name}: no such file or folder") for name in missing]
     if not items:
         print_skipped([s.reason for s in skipped])
         raise InputError(f"INPUT: no usable image ({len(skipped)} skipped)")
     plan = plan_outputs(items, out, kinds, overwrite=overwrite)
     renderer = _Renderer(fmt, meth)
 
-    with Progress(TextColumn(escape(f"detecting ({meth.name})")), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("detect", total=len(items))
-        for result in run_detect(meth, items, workers=workers, skip_errors=skip_errors):
-            if isinstance(result, Skipped):
-                skipped.append(result)
-            else:
-                save_outputs(result, plan[result.item], overwrite=overwrite, gray=meth.gray)
-                renderer.add(result)
-            bar.advance(task)
+    warnings: list[str] = []
+    done = 0
+    try:
+        with progress(f"detecting ({meth.name})", len(items)) as update:
+            for result in run_detect(meth, items, workers=worker_count(workers, len(items)), skip_errors=skip_errors):
+                if isinstance(result, Skipped):
+                    skipped.append(result)
+                else:
+                    save_outputs(result, plan[result.item], overwrite=overwrite, gray=meth.gray)
+                    renderer.add(result)
+                    warnings += result.output.warnings
+                done += 1
+                update(done)
+    except KeyboardInterrupt:
+        console.print(f"irstd: interrupted after {done} of {len(items)} frames (the files written are kept)",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     renderer.finish()
+    print_warnings(warnings)
 
     done = renderer.images
     console.print(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
 from rich.table import Table
 
-from irstd.cli._common import COMPAT_HELP, DatasetDir, EXIT_SKIPPED, MethodName, SplitFile, SplitName, WeightsFile, console, method_options, method_spec, print_skipped
+from irstd.cli._common import (COMPAT_HELP, EXIT_INTERRUPTED, EXIT_SKIPPED, DatasetDir, MethodName, SplitFile, SplitName,
+                               WeightsFile, console, method_options, method_spec, print_skipped, print_warnings,
+                               progress)
 from irstd.errors import InputError
 
 
@@ -81,8 +83,8 @@ def evaluate(
 
     Exit status: 0 done; 2 unusable input; 3 some ids skipped under --skip-errors.
     """
-    from irstd.data import check_split_choice, open_dataset
-    from irstd.evaluate import check_out_dir, jsonable, protocol, report, sweep_thresholds, write_report
+    from irstd.data import check_outside, check_split_choice, open_dataset
+    from irstd.evaluate import check_out_dir, check_pairs, claim_out_dir, jsonable, protocol, report, sweep_thresholds, write_report
     from irstd.protocol import check_compat
 
     check_split_choice(split, split_file)
@@ -90,51 +92,73 @@ def evaluate(
     _check_choices(predictions, method, save_predictions, options)
     sweep = sweep_thresholds(pd_fa_step)
     size, fa_rule = check_compat(compat)
-    if out is not None:
-        check_out_dir(out, overwrite)  # before any work
-    if save_predictions is not None:
-        check_out_dir(save_predictions, overwrite)
     meth = None
     if method is not None:
         from irstd.methods import get_method
 
         meth = get_method(method, options)
+    if out is not None and save_predictions is not None and out.resolve() == save_predictions.resolve():
+        raise InputError(f"{out}: --out and --save-predictions must be two folders (the report would mix with the maps)")
     ds = open_dataset(dataset)
+    for folder, option in ((out, "--out"), (save_predictions, "--save-predictions")):
+        if folder is not None:  # never inside images/, masks/ or the split folders, whatever --overwrite says
+            check_outside(folder, ds, option)
+            check_out_dir(folder, overwrite)
     ids = ds.ids(split=split, split_file=split_file)
-    if meth is None:
-        from irstd.evaluate import SavedPredictions
+    if not ids:
+        raise InputError(f"{split_file or split}: no ids in this split")
+    saved = None if meth is not None else _saved_predictions(predictions, options.gray)
+    problems = check_pairs(ds, ids, predictions=saved, sizes=size is None)  # header checks, before any work
+    if problems and not skip_errors:
+        raise InputError(next(iter(problems.values())))
+    with contextlib.ExitStack() as stack:
+        # Both folders are claimed (created, locked against a second run) before any work: an
+        # unwritable folder fails now, and a failed or interrupted run leaves no half-written --out.
+        if out is not None:
+            stack.enter_context(claim_out_dir(out, overwrite))
+        if save_predictions is not None:
+            stack.enter_context(claim_out_dir(save_predictions, overwrite, option="--save-predictions", keep=True))
+        if meth is None:
+            source = saved
+            threshold = 0.5 if options.threshold is None else options.threshold
+        else:
+            from irstd.evaluate import MethodScores
+            from irstd.methods.run import worker_count
 
-        source = SavedPredictions(predictions, gray=options.gray)
-        threshold = 0.5 if options.threshold is None else options.threshold
-    else:
-        from irstd.evaluate import MethodScores
+            workers = worker_count(workers, len(ids) - len(problems))
+            source = MethodScores(ds, ids, meth, workers=workers, save_to=save_predictions, overwrite=overwrite,
+                                  resize=size, problems=problems)
+            threshold = 0.5 if meth.threshold is None else meth.threshold  # own rule: the evaluator's τ is unused for masks
+        result = _run(ds, ids, source, meth, threshold=threshold, sweep=sweep, fa_rule=fa_rule, resize=size,
+                      skip_errors=skip_errors, problems=problems, save_predictions=save_predictions)
+        print_warnings(getattr(source, "warnings", []))
 
-        source = MethodScores(ds, ids, meth, workers=workers, save_to=save_predictions, overwrite=overwrite,
-                              resize=size)
-        threshold = 0.5 if meth.threshold is None else meth.threshold  # own rule: the evaluator's τ is unused for masks
-    result = _run(ds, ids, source, meth, threshold=threshold, sweep=sweep, fa_rule=fa_rule, resize=size,
-                  skip_errors=skip_errors)
+        print_skipped([f"{image_id}: {reason}" for image_id, reason in result.skipped])
+        if result.evaluator.images == 0:
+            raise InputError(f"{predictions or method}: no image could be evaluated ({len(result.skipped)} skipped)")
 
-    print_skipped([f"{image_id}: {reason}" for image_id, reason in result.skipped])
-    if result.evaluator.images == 0:
-        raise InputError(f"{predictions or method}: no image could be evaluated ({len(result.skipped)} skipped)")
-
-    proto = protocol(
-        dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold,
-        method=meth, workers=None if meth is None else workers, compat=compat, gray=options.gray,
-    )
-    extra = None if meth is None else source.timing()
-    where = split if split_file is None else str(split_file)
-    _print_results(result, f"{dataset} ({where})", meth, threshold, extra, workers, compat)
-    if out is not None:
-        name = meth.name if meth is not None else (predictions.name or "predictions")
-        files = write_report(result, proto, out, name=name, overwrite=overwrite, extra=extra)
-        console.print(escape(f"wrote {', '.join(f.name for f in files)} to {out}"), highlight=False)
+        proto = protocol(
+            dataset=dataset, split=split, split_file=split_file, predictions=predictions, threshold=threshold,
+            method=meth, workers=None if meth is None else workers, compat=compat, gray=options.gray,
+        )
+        extra = None if meth is None else source.timing()
+        where = split if split_file is None else str(split_file)
+        _print_results(result, f"{dataset} ({where})", meth, threshold, extra, workers, compat)
+        if out is not None:
+            name = meth.name if meth is not None else (predictions.name or "predictions")
+            files = write_report(result, proto, out, name=name, overwrite=overwrite, extra=extra)
+            console.print(f"wrote {', '.join(f.name for f in files)} to {out}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(jsonable(report(result, proto, extra)), indent=2, allow_nan=False))
     if result.skipped:
-        console.print(f"[yellow]{len(result.skipped)} of {len(ids)} ids skipped[/yellow]")
+        console.print(f"{len(result.skipped)} of {len(ids)} ids skipped", style="yellow", markup=False)
         raise typer.Exit(EXIT_SKIPPED)
+
+
+def _saved_predictions(predictions: Path, gray: str):
+    from irstd.evaluate import SavedPredictions
+
+    return SavedPredictions(predictions, gray=gray)
 
 
 def _check_choices(predictions, method, save_predictions, options) -> None:
@@ -149,31 +173,42 @@ def _check_choices(predictions, method, save_predictions, options) -> None:
         raise InputError("--tta: only with --method (saved predictions are already computed)")
 
 
-def _run(ds, ids, source, meth, *, threshold, sweep, fa_rule, resize, skip_errors):
-    """:func:`irstd.evaluate.evaluate` under a progress bar; the method's workers stopped after."""
+def _run(ds, ids, source, meth, *, threshold, sweep, fa_rule, resize, skip_errors, problems, save_predictions):
+    """:func:`irstd.evaluate.evaluate` under a progress display; the method's workers stopped
+    after. Ctrl-C: what was done is said, exit 130 (score maps already saved are kept)."""
     from irstd.evaluate import evaluate as run_evaluation
     from irstd.metrics import Evaluator
 
-    with Progress(
-        TextColumn("evaluating" if meth is None else escape(f"running {meth.name}")),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("evaluate", total=len(ids))
-        result = run_evaluation(
-            ds,
-            ids,
-            source,
-            threshold=threshold,
-            sweep=sweep,
-            skip_errors=skip_errors,
-            progress=lambda done, total, _id: bar.update(task, completed=done),
-            evaluator=Evaluator(threshold, sweep=sweep, fa_rule=fa_rule),
-            resize=resize,
-        )
+    done = [0]
+
+    def tick(n, total, _id, update):
+        done[0] = n
+        update(n)
+
+    label = "evaluating" if meth is None else f"running {meth.name}"
+    try:
+        with progress(label, len(ids)) as update:
+            result = run_evaluation(
+                ds,
+                ids,
+                source,
+                threshold=threshold,
+                sweep=sweep,
+                skip_errors=skip_errors,
+                progress=lambda n, total, image_id: tick(n, total, image_id, update),
+                evaluator=Evaluator(threshold, sweep=sweep, fa_rule=fa_rule),
+                resize=resize,
+                problems=problems,
+            )
+    except KeyboardInterrupt:
+        if meth is not None:
+            source.close()
+        kept = ""
+        if save_predictions is not None and meth is not None:
+            kept = f"; the {source.saved} score map(s) saved are kept in {save_predictions}"
+        console.print(f"irstd: interrupted after {done[0]} of {len(ids)} images evaluated; no report written{kept}",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if meth is not None:
         source.close()
     return result

@@ -1,4 +1,4 @@
-"""``irstd models``: list the CgriNet variants with their parameter counts."""
+"""``irstd models``: list the registered networks with their parameter counts."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from irstd.cli._common import console
 def models_command(
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON on stdout."),
 ) -> None:
-    """List the CgriNet variants that --model accepts, with parameter counts.
+    """List the networks that --model accepts (CgriNet's variants and the field's networks), with parameter counts.
 
-    'params' counts the trainable parameters as built (1 input channel); 'paper count' builds the variant with 3 input channels and adds the unused ImageNet classifier, the way the CgriNet paper counts (26.12M for cgrinet).
+    'params' counts the trainable parameters as built (1 input channel); 'as published' builds the network the way its published count was made (3 input channels where the public code takes RGB; for CgriNet also the unused ImageNet classifier, as the CgriNet paper counts: 26.12M), next to that published count and its source.
 
     Example: irstd models --json
     """
@@ -25,11 +25,14 @@ def models_command(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="CgriNet variants (irstd train/detect --model NAME)")
+    table = Table(title="Networks (irstd train --model NAME; irstd detect --method FAMILY:FILE)")
     table.add_column("name")
     table.add_column("params", justify="right")
-    table.add_column("paper count", justify="right")
+    table.add_column("as published", justify="right")
+    table.add_column("published", justify="right")
+    table.add_column("loss")
     table.add_column("description")
     for r in rows:
-        table.add_row(r["name"], f"{r['params']:,}", f"{r['params_paper_convention']:,}", r["description"])
+        published = f"{r['published_params']:,}" if r["published_params"] else "-"
+        table.add_row(r["name"], f"{r['params']:,}", f"{r['params_paper_convention']:,}", published, r["loss"], r["description"])
     console.print(table)

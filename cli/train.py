@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from irstd.cli._common import EXIT_SKIPPED, GRAY_HELP, console
@@ -43,9 +44,9 @@ class _Renderer:
     def __call__(self, event) -> None:
         kind = event.kind
         if kind == "start":
-            console.print(f"[bold]irstd train[/] → {event.run_dir}: {event.message}", soft_wrap=True)
+            console.print(f"[bold]irstd train[/] → {escape(str(event.run_dir))}: {escape(event.message)}", soft_wrap=True)
         elif kind == "warning":
-            console.print(f"irstd: warning: {event.message}", soft_wrap=True)
+            console.print(f"irstd: warning: {event.message}", soft_wrap=True, markup=False, highlight=False)
         elif kind == "step":
             fields = dict(
                 epoch=f"{event.epoch}/{event.epochs}",
@@ -72,9 +73,9 @@ class _Renderer:
             self.stop()
             if kind == "interrupted":
                 self.interrupted = event.message
-                console.print(f"irstd: {event.message}", soft_wrap=True)
+                console.print(f"irstd: {event.message}", soft_wrap=True, markup=False, highlight=False)
             else:
-                console.print(f"done: {event.run_dir} ({event.message})", soft_wrap=True)
+                console.print(f"done: {event.run_dir} ({event.message})", soft_wrap=True, markup=False, highlight=False)
 
     def stop(self) -> None:
         if self.task is not None:
@@ -97,7 +98,7 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate, poly schedule (power 0.9) per iteration (default: 1e-4)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="L2 weight decay (default: 1e-4)."),
     ema: Optional[float] = typer.Option(None, "--ema", help="Exponential moving average of the weights with this decay (e.g. 0.999); validation and saved weights use it; from scratch it warms up over the first steps (default: none)."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="Loss on every side output (default: unite = 2·IoU + 7·BCE)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="Loss on every side output (default: the network's own: unite = 2·IoU + 7·BCE for CgriNet, iou (SoftIoU) for ACM/ALCNet/RDIAN...; irstd models lists them)."),
     ablation: Optional[list[str]] = typer.Option(None, "--ablation", help="Model override key=value (repeatable), e.g. use_cgm=false."),
     teacher: Optional[list[str]] = typer.Option(None, "--teacher", help="Distillation: a model file ('packaged', 'paper': the shipped weights) whose probabilities on each crop are a soft target (repeat for their mean)."),
     distill_weight: Optional[float] = typer.Option(None, "--distill-weight", help="Weight of the loss against the teachers' probabilities (default: 1)."),

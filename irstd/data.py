@@ -43,10 +43,12 @@ __all__ = [
     "Dataset",
     "Problem",
     "check_dataset",
+    "check_outside",
     "check_split_choice",
     "ids_hash",
     "open_dataset",
     "read_split_file",
+    "split_lines",
 ]
 
 _MASK_SUFFIX = "_pixels0"
@@ -84,31 +86,53 @@ def _strip_image_suffix(name: str) -> str:
     return name
 
 
+#: A split file larger than this is not one (16 MiB: about a million ids).
+MAX_SPLIT_BYTES = 16 << 20
+
+
 def read_split_file(path: str | os.PathLike) -> list[str]:
     """Ids listed in a split file, in file order, duplicates kept.
 
     One id per line; surrounding white space, blank lines and ``#`` comments are ignored; a
     folder prefix (``images/a.png``) and an image extension (``a.png``) are removed.
     """
+    return [image_id for image_id, _ in split_lines(path)]
+
+
+def _outside(line: str) -> bool:
+    """Whether a split line names a path outside the dataset (``..`` or an absolute path)."""
+    line = line.replace("\\", "/")
+    return line.startswith("/") or ".." in line.split("/")
+
+
+def split_lines(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(id, line as written)`` for every id line of a split file (see :func:`read_split_file`):
+    :func:`check_dataset` names a line by what it says (``../outside`` rather than ``outside``)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{path}: no such split file")
     if p.is_dir():
         raise InputError(f"{path}: is a folder, expected a split file (one id per line)")
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        with open(p, "rb") as fh:  # read at most the limit: a device such as /dev/zero never ends
+            data = fh.read(MAX_SPLIT_BYTES + 1)
+        if len(data) > MAX_SPLIT_BYTES:
+            raise InputError(f"{path}: over {MAX_SPLIT_BYTES >> 20} MiB, not a split file (one id per line)")
+        if b"\0" in data:
+            raise InputError(f"{path}: binary data, not a split file (one id per line)")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text split file (one id per line)") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    ids = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
+    out = []
+    for raw in text.splitlines():
+        raw = raw.split("#", 1)[0].strip()
+        if not raw:
             continue
-        line = line.replace("\\", "/").rsplit("/", 1)[-1]
-        ids.append(_strip_image_suffix(line))
-    return ids
+        line = raw.replace("\\", "/").rsplit("/", 1)[-1]
+        out.append((_strip_image_suffix(line), raw))
+    return out
 
 
 def _unique(seq: list[str]) -> list[str]:
@@ -198,6 +222,19 @@ class Dataset:
             return _unique(read_split_file(self.split_files[name]))
         return sorted(self._images, key=_natural_key)
 
+    def input_dirs(self) -> list[Path]:
+        """The folders that hold the dataset's own files: ``images/``, ``masks/``, ``splits/`` and
+        every other folder of a split file (``img_idx/``, ``50_50/``, ...), but not the root.
+        Outputs are refused inside them (:func:`check_outside`)."""
+        dirs = [self.images_dir, self.root / "masks", self.root / "splits"]
+        dirs += [f.parent for f in self.split_files.values()]
+        root = os.path.realpath(self.root)
+        out: list[Path] = []
+        for d in dirs:
+            if os.path.realpath(d) != root and d not in out:
+                out.append(d)
+        return out
+
     def mask_ids(self) -> list[str]:
         """Ids that have a mask, naturally sorted."""
         return sorted(self._masks, key=_natural_key)
@@ -244,6 +281,23 @@ class Dataset:
 
 def _wh(shape) -> str:
     return f"{shape[1]}x{shape[0]}"
+
+
+def check_outside(out: str | os.PathLike, dataset: Dataset, option: str = "--out") -> Path:
+    """Refuse an output folder inside the dataset's own folders (:meth:`Dataset.input_dirs`),
+    whatever ``--overwrite`` says: writing there would replace images, masks or split files.
+
+    Symbolic links are followed. Returns ``Path(out)``; raises :class:`InputError`.
+    """
+    target = Path(os.path.realpath(out))
+    for d in dataset.input_dirs():
+        real = Path(os.path.realpath(d))
+        if target == real or real in target.parents:
+            raise InputError(
+                f"{out}: {option} lies inside the dataset's {d.relative_to(dataset.root).as_posix()}/ folder "
+                f"(it would replace the dataset's files); choose a folder outside {d}"
+            )
+    return Path(out)
 
 
 def _find_splits(root: Path) -> tuple[dict[str, Path], dict[str, str]]:
@@ -318,7 +372,9 @@ class Problem:
 
     ``kind`` is one of ``missing_mask``, ``missing_image``, ``unreadable_image``,
     ``unreadable_mask``, ``size_mismatch``, ``non_binary_mask``, ``empty_mask``,
-    ``duplicate_files``, ``duplicate_ids``, ``unknown_ids``, ``split_overlap``, ``no_masks``.
+    ``duplicate_files``, ``duplicate_ids``, ``unknown_ids``, ``split_overlap``, ``no_masks``,
+    ``empty_split``, ``split_outside`` (lines such as ``../x``, named as written),
+    ``unreadable_split``.
     ``details`` maps an id to a short explanation (sizes, pixel counts, messages).
     """
 
@@ -496,14 +552,21 @@ def _check_splits(ds: Dataset, problems: list[Problem]) -> dict[str, int]:
     split_sets: dict[str, set[str]] = {}
     for name, f in ds.split_files.items():
         try:
-            listed = read_split_file(f)
+            lines = split_lines(f)
         except InputError as exc:
             problems.append(Problem("unreadable_split", str(exc), [name]))
             continue
+        listed = [image_id for image_id, _ in lines]
+        if not listed:
+            problems.append(Problem("empty_split", f"split {name}: no ids ({f})", [name]))
+        outside = [raw for _, raw in lines if _outside(raw)]
+        _add(problems, "split_outside", f"split {name}: lines naming paths outside the dataset (read as their "
+             f"last part, which may be another image)", outside)
         counts = Counter(listed)
         dups = {i: c for i, c in counts.items() if c > 1}
         _add(problems, "duplicate_ids", f"split {name}: ids listed more than once (counts)", list(dups), dups)
-        unknown = [i for i in counts if not ds.has_image(i)]
+        written = {image_id: raw for image_id, raw in lines}
+        unknown = [written[i] for i in counts if not ds.has_image(i)]  # as written in the file
         _add(problems, "unknown_ids", f"split {name}: ids without an image", unknown)
         split_facts[name] = len(counts)
         split_sets[name] = set(counts)

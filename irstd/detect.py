@@ -82,6 +82,7 @@ def collect_inputs(
     *,
     recursive: bool = False,
     stdin_lines: Iterable[str] | None = None,
+    missing: list[str] | None = None,
 ) -> list[Path]:
     """The image and video files named by ``inputs``, in order, each once.
 
@@ -98,6 +99,9 @@ def collect_inputs(
         Descend into the sub-folders of folder inputs.
     stdin_lines : iterable of str, optional
         What ``-`` stands for.
+    missing : list, optional
+        When given, a line of ``stdin_lines`` naming nothing is appended to it instead of
+        raising (``--skip-errors``: a list of paths made before some files went away).
 
     Returns
     -------
@@ -150,11 +154,18 @@ def collect_inputs(
                 raise InputError("-: no list of paths on standard input")
             for line in stdin_lines:
                 line = line.strip()
-                if line:
-                    add_name(line, expand=False)
+                if not line:
+                    continue
+                if missing is not None and not os.path.lexists(line):
+                    missing.append(line)
+                    continue
+                add_name(line, expand=False)
         else:
             add_name(name, expand=True)
     if not out:
+        if missing:
+            raise InputError(f"INPUT: no usable image ({len(missing)} path{'s' * (len(missing) != 1)} on stdin not found, "
+                             f"e.g. {missing[0]})")
         raise InputError("INPUT: no images given")
     return out
 
@@ -186,7 +197,8 @@ class Skipped:
     reason: str
 
 
-def plan_items(paths: Sequence[Path], *, skip_errors: bool = False) -> tuple[list[Item], list[Skipped]]:
+def plan_items(paths: Sequence[Path], *, skip_errors: bool = False,
+               notes: list[str] | None = None) -> tuple[list[Item], list[Skipped]]:
     """One :class:`Item` per frame of every file (every page of a multi-page TIFF, every frame
     of a video).
 
@@ -195,6 +207,9 @@ def plan_items(paths: Sequence[Path], *, skip_errors: bool = False) -> tuple[lis
     paths : sequence of Path
     skip_errors : bool, optional
         Record a file whose frames cannot be counted (missing, corrupt) instead of raising.
+    notes : list, optional
+        Receives one line per video with fewer decodable frames than its header declares
+        (corrupt frames, which FFmpeg passes over): they are not in the items.
 
     Returns
     -------
@@ -205,7 +220,13 @@ def plan_items(paths: Sequence[Path], *, skip_errors: bool = False) -> tuple[lis
     skipped: list[Skipped] = []
     for p in paths:
         try:
-            n = io.count_frames(p)
+            if io.is_video(p):
+                n, declared = io.video_frame_counts(p)
+                if declared > n and notes is not None:
+                    notes.append(f"{p}: {declared - n} of the {declared} frames its header declares could not be "
+                                 f"decoded (corrupt?); {n} frames are used")
+            else:
+                n = io.count_frames(p)
             if n < 1:
                 raise InputError(f"{p}: no image in this file")
         except InputError as exc:
@@ -390,21 +411,17 @@ def save_outputs(detection: Detection, files: dict[str, Path], *, overwrite: boo
     -------
     list of Path
     """
-    written = []
     out = detection.output
-    for kind, path in files.items():
+    arrays = {}
+    for kind in files:  # every array first: a failure leaves no file of this detection half-done
         if kind == "mask":
-            array = out.mask
-            bits = None
+            arrays[kind] = (out.mask, None)
         elif kind == "scores":
-            array = np.clip(out.scores, 0.0, 1.0)
-            bits = 16
+            arrays[kind] = (np.clip(out.scores, 0.0, 1.0), 16)
         elif kind == "overlay":
             if image is None:
                 image = io.read_image(detection.item.path, frame=detection.item.frame, gray=gray)
-            array = overlay(image, detection.targets)
-            bits = None
+            arrays[kind] = (overlay(image, detection.targets), None)
         else:
             raise ValueError(f"unknown output kind {kind!r}")
-        written.append(io.write_image(path, array, bit_depth=bits, overwrite=overwrite))
-    return written
+    return [io.write_image(path, *arrays[kind], overwrite=overwrite) for kind, path in files.items()]

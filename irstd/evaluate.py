@@ -13,11 +13,13 @@ which ``irstd compare`` uses too); :func:`write_report` writes a run folder, wit
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io as _stringio
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ __all__ = [
     "MethodScores",
     "SavedPredictions",
     "check_out_dir",
+    "check_pairs",
+    "claim_out_dir",
     "csv_text",
     "evaluate",
     "evaluate_predictions",
@@ -51,17 +55,21 @@ __all__ = [
 ]
 
 #: File names looked for in a predictions folder, in this order: ``<id><suffix>``.
-PREDICTION_SUFFIXES = (".png", ".npy")
+PREDICTION_SUFFIXES = (".png", ".npy", ".tif", ".tiff")
 
 #: What :func:`write_report` writes into a run folder.
 REPORT_FILES = ("metrics.json", "per_image.csv", "roc.png", "pr.png", "pd_fa.png")
+
+#: The file :func:`claim_out_dir` creates (exclusively) in a folder while a run writes into it.
+LOCK_FILE = ".irstd-run.lock"
 
 ScoreSource = Callable[[str], np.ndarray]
 Progress = Callable[[int, int, str], None]
 
 
 class SavedPredictions:
-    """Score source reading ``<id>.png`` (8/16-bit, ``value / max``) or ``<id>.npy`` (float).
+    """Score source reading ``<id>.png`` (8/16-bit, ``value / max``), ``<id>.npy`` or a float
+    ``<id>.tif``/``.tiff`` (float as is; 8/16-bit TIFF as ``value / max``).
 
     Parameters
     ----------
@@ -139,6 +147,8 @@ class MethodScores:
         Run the method on each image resized to ``resize × resize``
         (:func:`irstd.protocol.resize_for_compat`).
         Colour images become grey by the method's ``gray`` option (:func:`irstd.io.read_image`).
+    problems : mapping, optional
+        ``id -> reason`` of ids known to be unusable (:func:`check_pairs`): not run.
 
     Attributes
     ----------
@@ -146,6 +156,11 @@ class MethodScores:
         Total wall time of the method on the images run so far (file reading excluded).
     runs : int
         Images the method ran on.
+    saved : int
+        Score maps written into ``save_to`` so far.
+    warnings : list of str
+        What the method said of the images it ran on (``MethodOutput.warnings``, e.g. an input
+        range far from the one the weights were trained on), each message once.
 
     Notes
     -----
@@ -154,7 +169,7 @@ class MethodScores:
 
     def __init__(self, dataset: Dataset, ids: Sequence[str], method, *, workers: int = 1,
                  save_to: str | os.PathLike | None = None, overwrite: bool = False,
-                 resize: int | None = None) -> None:
+                 resize: int | None = None, problems: Mapping[str, str] | None = None) -> None:
         from irstd.methods import run_method
 
         self.method = method
@@ -162,10 +177,16 @@ class MethodScores:
         self.overwrite = overwrite
         self.seconds = 0.0
         self.runs = 0
+        self.saved = 0
+        self.warnings: list[str] = []
         self.ids = list(ids)
         items = []
         self._paths: dict[str, Path] = {}
+        problems = problems or {}
         for image_id in self.ids:
+            if image_id in problems:  # found unusable before any work (check_pairs): not run
+                items.append(InputError(problems[image_id]))
+                continue
             try:
                 self._paths[image_id] = dataset.image_path(image_id)
                 items.append(self._paths[image_id])
@@ -190,9 +211,13 @@ class MethodScores:
                 raise result
             self.runs += 1
             self.seconds += result.seconds
+            for message in getattr(result, "warnings", ()):
+                if message not in self.warnings:
+                    self.warnings.append(message)
             if self.save_to is not None:
                 io.write_image(self.save_to / f"{image_id}.png", np.clip(result.scores, 0.0, 1.0),
                                bit_depth=16, overwrite=self.overwrite)
+                self.saved += 1
             return result
         raise InputError(f"id {image_id!r}: asked for out of order (method scores run in split order)")
 
@@ -264,6 +289,7 @@ def evaluate(
     progress: Progress | None = None,
     evaluator: Evaluator | None = None,
     resize: int | None = None,
+    problems: Mapping[str, str] | None = None,
 ) -> EvaluationResult:
     """Evaluate the score maps of ``ids`` against the dataset's masks.
 
@@ -292,6 +318,9 @@ def evaluate(
         Compare at ``resize × resize`` (a ``--compat`` protocol): each mask is resized by
         nearest neighbour (:func:`irstd.protocol.resize_for_compat`) and the score maps must
         have that size.
+    problems : mapping, optional
+        ``id -> reason`` of ids found unusable beforehand (:func:`check_pairs`): raised (or
+        skipped under ``skip_errors``) without reading anything.
 
     Returns
     -------
@@ -310,8 +339,11 @@ def evaluate(
         evaluator = Evaluator(threshold, sweep=sweep)
     result = EvaluationResult(evaluator=evaluator, ids=ids)
     describe = getattr(scores_for, "describe", None)
+    problems = problems or {}
     for done, image_id in enumerate(ids, start=1):
         try:
+            if image_id in problems:
+                raise InputError(problems[image_id])
             gt = dataset.read_mask(image_id)
             if resize is not None:
                 gt = resize_for_compat(gt, resize, mask=True)
@@ -340,6 +372,154 @@ def evaluate(
         if progress is not None:
             progress(done, len(ids), image_id)
     return result
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image or ``.npy`` file from its header (:func:`irstd.io.image_info`)."""
+    if path.suffix.lower() == ".npy":
+        try:
+            shape = np.load(path, mmap_mode="r").shape
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a readable .npy score map ({exc})") from None
+        if len(shape) != 2:
+            raise InputError(f"{path}: expected a 2-D score map, got shape {shape}")
+        return int(shape[0]), int(shape[1])
+    info = io.image_info(path)
+    return info["height"], info["width"]
+
+
+def check_pairs(
+    dataset: Dataset,
+    ids: Sequence[str],
+    *,
+    predictions: SavedPredictions | None = None,
+    sizes: bool = True,
+) -> dict[str, str]:
+    """Find, before any work, the ids :func:`evaluate` could not use: from the file headers only.
+
+    Each id needs a readable mask and a readable image (or, with ``predictions``, one readable
+    score map) of the mask's size (not compared when ``sizes`` is False, e.g. under a
+    ``--compat`` protocol that resizes both).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    ids : sequence of str
+    predictions : SavedPredictions, optional
+        Check its maps instead of the dataset's images.
+    sizes : bool, optional
+
+    Returns
+    -------
+    dict
+        ``id -> one-line reason`` of every unusable id, in id order (empty: all usable).
+    """
+    problems: dict[str, str] = {}
+    for image_id in ids:
+        try:
+            mask_path = dataset.mask_path(image_id)
+            mask_hw = _header_size(mask_path)
+            if predictions is None:
+                path = dataset.image_path(image_id)
+                what = "image"
+            else:
+                path = predictions.path(image_id)
+                what = "prediction"
+            hw = _header_size(path)
+            if sizes and hw != mask_hw:
+                raise InputError(
+                    f"{path}: {what} of id {image_id!r} is {_wh(hw)} but its mask {mask_path.name} is "
+                    f"{_wh(mask_hw)} (WxH)"
+                )
+        except InputError as exc:
+            problems[image_id] = str(exc)
+    return problems
+
+
+@contextlib.contextmanager
+def claim_out_dir(out: str | os.PathLike, overwrite: bool = False, *, option: str = "--out",
+                  keep: bool = False) -> Iterator[Path]:
+    """Hold an output folder for one run: checked, created, and locked against other runs.
+
+    The folder is checked (:func:`check_out_dir`), created, and claimed by creating
+    :data:`LOCK_FILE` in it exclusively, so that a second run given the same folder is refused
+    instead of mixing its files with this run's; an unwritable folder fails here, before any
+    work. On leaving, the lock is removed; when the block raised (an error, Ctrl-C) and the
+    folder held nothing before, what the run wrote is removed too (and the folder, when it was
+    created here), so nothing half-written blocks a re-run.
+
+    Parameters
+    ----------
+    out : path-like
+    overwrite : bool, optional
+    option : str, optional
+        How messages name the folder's option.
+    keep : bool, optional
+        Keep what was written even when the block raised (e.g. score maps saved one by one).
+
+    Yields
+    ------
+    Path
+
+    Raises
+    ------
+    irstd.errors.InputError
+        See :func:`check_out_dir`; another run holds the folder.
+    OSError
+        The folder cannot be created or written.
+    """
+    out = check_out_dir(out, overwrite)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK_FILE
+    for attempt in (1, 2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            if attempt == 1 and _stale_lock(lock):
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                continue
+            raise InputError(
+                f"{out}: another irstd run is writing into this {option} folder ({LOCK_FILE}); "
+                f"wait for it or choose another {option}"
+            ) from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{os.getpid()}\n")
+    before = {f.name for f in out.iterdir()} - {LOCK_FILE}
+    try:
+        yield out
+    except BaseException:
+        if not before and not keep:
+            for f in out.iterdir():
+                if f.name != LOCK_FILE:
+                    with contextlib.suppress(OSError):
+                        shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink()
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+
+
+def _stale_lock(lock: Path) -> bool:
+    """Whether ``lock`` names a process that no longer runs (a run killed without cleaning up)."""
+    try:
+        pid = int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def evaluate_predictions(
@@ -488,7 +668,7 @@ def check_out_dir(out: str | os.PathLike, overwrite: bool = False, *, refusal: s
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if out.is_dir() and any(f.name != LOCK_FILE for f in out.iterdir()) and not overwrite:
         raise InputError(
             f"{out}: {refusal or 'run folder exists and is not empty (use --overwrite to replace its files)'}"
         )

@@ -30,6 +30,10 @@ FALSE_ALARM_COLOUR = (1.00, 0.55, 0.00)
 MISSED_COLOUR = (0.95, 0.10, 0.10)
 #: Samples per side, at most, of a surface plot (:func:`block_max`).
 SURFACE_SIDE = 64
+#: Resolution of raster figures (PNG) unless a caller gives ``dpi``.
+DEFAULT_DPI = 150
+#: Magnification of the qualitative grid's inset around a target.
+INSET_ZOOM = 4
 
 
 def _save(fig: Figure, path, overwrite: bool) -> Path:
@@ -80,6 +84,7 @@ def plot_surfaces(
     *,
     max_side: int = SURFACE_SIDE,
     overwrite: bool = True,
+    dpi: float = DEFAULT_DPI,
 ) -> Path:
     """3-D grey-level surfaces of inputs and method outputs (rows = images, columns = input +
     methods), as in the IRSTD papers' surface figures.
@@ -93,6 +98,8 @@ def plot_surfaces(
     max_side : int, optional
         Maps are reduced by :func:`block_max` to at most this many samples per side.
     overwrite : bool, optional
+    dpi : float, optional
+        Resolution of a raster file (PNG).
 
     Returns
     -------
@@ -102,7 +109,7 @@ def plot_surfaces(
         raise ValueError("no image to plot")
     methods = list(rows[0][2])
     cols = 1 + len(methods)
-    fig = Figure(figsize=(2.7 * cols, 2.5 * len(rows) + 0.3), dpi=110)
+    fig = Figure(figsize=(2.7 * cols, 2.5 * len(rows) + 0.3), dpi=dpi)
     FigureCanvasAgg(fig)
     for r, (image_id, image, maps) in enumerate(rows):
         panels = [("input", image)] + [(m, maps[m]) for m in methods]
@@ -158,6 +165,39 @@ def _overlay(image: np.ndarray, mask: np.ndarray, gt: np.ndarray, max_distance: 
     return rgb, markers, match
 
 
+def _zoom_window(gt: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(top, left, size_y, size_x)`` of a square window around the first target of ``gt`` (a
+    quarter of the frame's shorter side / :data:`INSET_ZOOM` at least 12 pixels), or None."""
+    targets = components(gt)
+    if not targets.count:
+        return None
+    h, w = gt.shape
+    cy, cx = targets.centroids[0]
+    side = int(min(h, w, max(12, 2.5 * math.sqrt(targets.areas[0]) + 8)))
+    top = int(min(max(round(cy - side / 2), 0), h - side))
+    left = int(min(max(round(cx - side / 2), 0), w - side))
+    return top, left, side, side
+
+
+def _inset(ax, rgb: np.ndarray, window: tuple[int, int, int, int]) -> None:
+    """The magnified window in the panel's corner farthest from it, outlined in the panel."""
+    from matplotlib.patches import Rectangle
+
+    top, left, sy, sx = window
+    h, w = rgb.shape[:2]
+    size = min(0.42, INSET_ZOOM * sy / h, INSET_ZOOM * sx / w)
+    x0 = 0.02 if left + sx / 2 > w / 2 else 0.98 - size
+    y0 = 0.02 if top + sy / 2 < h / 2 else 0.98 - size  # axes y grows upwards, rows downwards
+    inset = ax.inset_axes([x0, y0, size, size])
+    inset.imshow(rgb[top:top + sy, left:left + sx], interpolation="nearest")
+    inset.set_xticks([])
+    inset.set_yticks([])
+    for spine in inset.spines.values():
+        spine.set_edgecolor("white")
+        spine.set_linewidth(1.0)
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), sx, sy, fill=False, lw=0.8, color="white"))
+
+
 def _targets(n: int) -> str:
     return f"{n} target{'s' * (n != 1)}"
 
@@ -169,6 +209,8 @@ def plot_qualitative(
     max_distance: float = MATCH_DISTANCE,
     max_markers: int = 40,
     overwrite: bool = True,
+    dpi: float = DEFAULT_DPI,
+    zoom: bool = True,
 ) -> Path:
     """Qualitative grid: input, ground truth and each method's mask with its target matching.
 
@@ -187,6 +229,12 @@ def plot_qualitative(
         At most this many circles per panel (missed targets first, then the largest
         components); the coloured pixels always show every component.
     overwrite : bool, optional
+    dpi : float, optional
+        Resolution of a raster file (PNG); vector files (PDF, SVG) scale freely.
+    zoom : bool, optional
+        In every panel, an inset magnifying the window around the row's first ground-truth
+        target :data:`INSET_ZOOM` times (as papers show few-pixel targets), in the corner
+        farthest from it, the window outlined in the panel.
 
     Returns
     -------
@@ -198,11 +246,12 @@ def plot_qualitative(
     cols = 2 + len(methods)
     aspect = max(r[1].shape[0] / r[1].shape[1] for r in rows)
     width = 2.3
-    fig = Figure(figsize=(width * cols, width * aspect * len(rows) + 0.9), dpi=110)
+    fig = Figure(figsize=(width * cols, width * aspect * len(rows) + 0.9), dpi=dpi)
     FigureCanvasAgg(fig)
     for r, (image_id, image, gt, masks) in enumerate(rows):
         gt = np.asarray(gt, bool)
         h, w = gt.shape
+        window = _zoom_window(gt) if zoom else None
         base_radius = 0.035 * max(h, w)
         panels: list[tuple[str, np.ndarray, list, str]] = [
             ("input", np.repeat(display_range(image)[..., None], 3, axis=2), [], ""),
@@ -230,6 +279,8 @@ def plot_qualitative(
                 ax.set_xlabel(note, fontsize=7, labelpad=2)
             if c == 0:
                 ax.set_ylabel(image_id, fontsize=8)
+            if window is not None:
+                _inset(ax, rgb, window)
     handles = [
         Patch(color=MATCHED_COLOUR, label="detected (matched component)"),
         Patch(color=FALSE_ALARM_COLOUR, label="false alarm (unmatched component)"),

@@ -21,6 +21,7 @@ __all__ = [
     "bit_depth_rule",
     "check_bit_depth",
     "input_rule",
+    "mapped_range_warning",
     "parse_input_range",
     "resolve_auto",
     "to_float",
@@ -37,6 +38,12 @@ def check_bit_depth(bit_depth: int | None) -> int | None:
 
 
 INPUT_RANGES = ("auto", "bits", "minmax", "fixed:LO,HI")
+
+#: A frame mapped to [0, 1] whose 1st–99th percentile span is below this, or whose median lies
+#: outside :data:`MAPPED_MEDIAN_RANGE`, is far from the frames CgriNet was trained on
+#: (:func:`mapped_range_warning`).
+MIN_MAPPED_SPAN = 0.1
+MAPPED_MEDIAN_RANGE = (0.05, 0.95)
 
 
 def parse_input_range(text: str | None) -> str:
@@ -132,6 +139,55 @@ def to_float(image: np.ndarray, bit_depth: int | None = None, input_range: str |
             np.clip(out, 0.0, 1.0, out=out)
         return out
     return image.astype(np.float32, copy=False)
+
+
+def mapped_range_warning(mapped: np.ndarray, *, min_span: float = MIN_MAPPED_SPAN,
+                         median_range: tuple[float, float] = MAPPED_MEDIAN_RANGE) -> str | None:
+    """Say whether a frame mapped to [0, 1] lies far from the range a network was trained on.
+
+    A pure function of the mapped frame (:func:`to_float`'s output): it returns the problem as
+    one line, or ``None``; callers report it (the library never prints).
+
+    Parameters
+    ----------
+    mapped : ndarray
+        The frame after :func:`to_float`.
+    min_span : float, optional
+        Smallest 1st–99th percentile span that passes.
+    median_range : (float, float), optional
+        Where the median must lie.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"mapped to [0, 1], the frame spans only 0.0514 of [0, 1] (1st-99th percentile; ..."``.
+
+    Notes
+    -----
+    Meant for frames mapped by a fixed scale (``bits`` on 16-bit or float data, ``fixed:LO,HI``):
+    14-bit counts ``7000 + 10·grey`` divided by ``2**14 - 1`` fill 0.43–0.58 and the packaged
+    model finds nothing in them. 8-bit frames divided by 255 are what the packaged weights were
+    trained on, and 86 of SIRST's 427 frames have a span under 0.1 (dim, flat skies) without
+    harm, so callers leave them out; ``minmax`` fills [0, 1] by construction.
+    """
+    x = np.asarray(mapped, dtype=np.float32)
+    if x.size == 0:
+        return None
+    if x.size > 1 << 20:  # a regular sample is enough for percentiles
+        x = x.ravel()[:: x.size >> 20]
+    lo, med, hi = (float(v) for v in np.percentile(x, [1, 50, 99]))
+    span = hi - lo
+    if span >= min_span and median_range[0] <= med <= median_range[1]:
+        return None
+    if span < min_span:
+        what = f"spans only {span:.3g} of [0, 1] (1st-99th percentile; median {med:.3g})"
+    else:
+        what = f"has its median at {med:.3g}, outside [{median_range[0]:g}, {median_range[1]:g}]"
+    return (
+        f"mapped to [0, 1], the frame {what}: far from the frames the model was trained on, so targets "
+        f"may be missed; check --bit-depth and --input-range (irstd data info FILE shows the mapping; "
+        f"--input-range minmax stretches each frame)"
+    )
 
 
 def resolve_auto(spec: str, image: np.ndarray, bit_depth: int | None) -> str:

@@ -13,7 +13,7 @@ from safetensors import SafetensorError, safe_open
 
 from irstd.errors import InputError
 
-__all__ = ["FORMAT", "read_weights_metadata"]
+__all__ = ["FORMAT", "architecture_of", "read_weights_metadata"]
 
 FORMAT = "irstd-model"
 
@@ -38,3 +38,13 @@ def read_weights_metadata(path: str | os.PathLike) -> dict[str, str]:
     if meta.get("format") != FORMAT or "model_args" not in meta:
         raise InputError(f"{path}: not an irstd model file (no irstd model metadata)")
     return dict(meta)
+
+
+def architecture_of(meta: dict[str, str]) -> str:
+    """The architecture class name a model file holds (``CgriNet`` for files older than the key)."""
+    if meta.get("architecture"):
+        return meta["architecture"]
+    from irstd.models.registry import MODELS
+
+    spec = MODELS.get(meta.get("model", ""))
+    return spec.architecture if spec is not None else "CgriNet"

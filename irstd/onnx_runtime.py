@@ -1,4 +1,4 @@
-"""CgriNet through ONNX Runtime: the inference engine on the CPU (``--engine auto`` there).
+"""The networks through ONNX Runtime: the inference engine on the CPU (``--engine auto`` there).
 
 A weights file ``X.safetensors`` runs from ``X.onnx`` next to it when that file was exported from
 these very weights (its metadata records their sha256): the packaged weights ship with theirs, so
@@ -13,6 +13,7 @@ the packaged graph is made; refuses to replace an existing one unless ``--overwr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -28,7 +29,7 @@ from irstd.errors import InputError
 __all__ = ["OnnxModel", "export_onnx", "open_session", "onnx_cache_dir"]
 
 #: Changes when what an exported file holds changes (its name carries it, so old files are not read).
-CACHE_FORMAT = "onnx1"
+CACHE_FORMAT = "onnx2"
 INSTALL_HINT = "ONNX Runtime (a dependency of irstd) is missing: pip install onnx onnxruntime"
 
 
@@ -58,7 +59,6 @@ def export_onnx(model, path: str | os.PathLike, weights_sha256: str | None = Non
     import torch
 
     from irstd.models import count_parameters
-    from irstd.models.cgrinet import STRIDE
 
     class FinalLogits(torch.nn.Module):  # the final logits only (side outputs come in training)
         def __init__(self, net):
@@ -74,9 +74,9 @@ def export_onnx(model, path: str | os.PathLike, weights_sha256: str | None = Non
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     was_training = model.training
     model.eval()
-    in_chans = int(model.input_mean.shape[1])
+    in_chans, stride = int(model.input_mean.shape[1]), int(getattr(model, "stride", 32))
     try:
-        x = torch.zeros(1, in_chans, 2 * STRIDE, 2 * STRIDE)
+        x = torch.zeros(1, in_chans, 2 * stride, 2 * stride)
         with warnings.catch_warnings():  # the TorchScript exporter announces its deprecation
             warnings.simplefilter("ignore")
             torch.onnx.export(FinalLogits(model), (x,), str(tmp), dynamo=False, opset_version=17,
@@ -84,8 +84,9 @@ def export_onnx(model, path: str | os.PathLike, weights_sha256: str | None = Non
                               dynamic_axes={"x": {2: "height", 3: "width"}, "logits": {2: "height", 3: "width"}})
         proto = onnx.load(str(tmp))
         extra = () if weights_sha256 is None else (("weights_sha256", weights_sha256),)
+        extra += (("initializers_sha256", initializers_sha256(proto)),)
         for key, value in (*extra, ("input_mean", json.dumps(model.input_mean.flatten().tolist())),
-                           ("in_chans", str(in_chans)), ("stride", str(STRIDE)),
+                           ("in_chans", str(in_chans)), ("stride", str(stride)),
                            ("parameters", str(int(count_parameters(model)))), ("irstd_version", __version__)):
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
@@ -95,6 +96,36 @@ def export_onnx(model, path: str | os.PathLike, weights_sha256: str | None = Non
         model.train(was_training)
         tmp.unlink(missing_ok=True)
     return path
+
+
+def initializers_sha256(proto) -> str:
+    """SHA-256 of an ONNX graph's weights (every initialiser's name, type, shape and bytes, in order).
+
+    Recorded in the graph's metadata by :func:`export_onnx` and checked by :class:`OnnxModel`
+    before a graph is used, so a graph whose weights were altered (or damaged) after export is
+    exported again from the safetensors weights instead of run.
+    """
+    from onnx import numpy_helper
+
+    h = hashlib.sha256()
+    for init in proto.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        h.update(f"{init.name}|{arr.dtype}|{arr.shape}|".encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def verified(path: str | os.PathLike, weights_sha256: str) -> bool:
+    """Whether the ONNX file ``path`` was exported from the weights of SHA-256 ``weights_sha256``
+    and its initialisers are still those it was exported with (:func:`initializers_sha256`)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path))
+    except Exception:  # noqa: BLE001 - any unreadable file is unverified
+        return False
+    meta = {p.key: p.value for p in proto.metadata_props}
+    return meta.get("weights_sha256") == weights_sha256 and meta.get("initializers_sha256") == initializers_sha256(proto)
 
 
 def _require_runtime():
@@ -127,6 +158,10 @@ def open_session(path: str | os.PathLike, threads: int | None = None, spin: bool
 class OnnxModel:
     """An irstd model file run by ONNX Runtime; :meth:`predict` works like :func:`irstd.models.predict`.
 
+    A graph is used only when :func:`verified`: exported from these very weights (their SHA-256
+    in its metadata) with its initialisers unchanged since (their SHA-256 in its metadata); any
+    other graph, next to the weights or in the cache, is exported again from the weights.
+
     Parameters
     ----------
     weights : path
@@ -154,17 +189,15 @@ class OnnxModel:
         sha = sha256_file(weights)
         self.session = None
         self.path = Path(weights).with_suffix(".onnx")
-        if self.path.is_file():  # shipped next to the weights
+        if self.path.is_file() and verified(self.path, sha):  # shipped next to the weights
             try:
-                session = open_session(self.path, threads)
-                if session.get_modelmeta().custom_metadata_map.get("weights_sha256") == sha:
-                    self.session = session
+                self.session = open_session(self.path, threads)
             except Exception:  # noqa: BLE001 - not a usable graph: the cache below
-                pass
+                self.session = None
         if self.session is None:
             key = f"{sha[:16]}-irstd{__version__}-torch{metadata.version('torch')}-{CACHE_FORMAT}"
             self.path = onnx_cache_dir() / f"{Path(weights).stem}-{key}.onnx"
-        if self.session is None and self.path.exists():
+        if self.session is None and self.path.exists() and verified(self.path, sha):
             try:
                 self.session = open_session(self.path, threads)
             except Exception:  # noqa: BLE001 - a damaged cache file (ONNX Runtime's own error types)

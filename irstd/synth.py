@@ -259,11 +259,42 @@ def make_scene(
     return image, mask
 
 
+#: Written first into every folder :func:`write_dataset` writes: ``--overwrite`` replaces the
+#: dataset files only of a folder holding it (or a ``synth.json`` of irstd.synth, written by
+#: versions before the marker).
+SYNTH_MARKER = ".irstd_synth"
+
+#: What :func:`write_dataset` writes (or replaces) in its folder.
+_OWN_ENTRIES = ("images", "masks", "splits", "synth.json")
+
+
+def written_by_synth(out: Path) -> bool:
+    """Whether ``out`` is a folder :func:`write_dataset` wrote (its marker, or an irstd.synth
+    ``synth.json``)."""
+    if (out / SYNTH_MARKER).is_file():
+        return True
+    try:
+        import json
+
+        record = json.loads((out / "synth.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "irstd.synth" in str(record.get("generator", ""))
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise InputError(f"{out}: folder is not empty (use --overwrite to replace its synthetic dataset)")
+    mine = [name for name in _OWN_ENTRIES if (out / name).exists()]
+    if mine and not written_by_synth(out):
+        raise InputError(
+            f"{out}: holds {', '.join(mine)} that irstd synth did not write (no {SYNTH_MARKER} marker); "
+            f"--overwrite replaces only a synthetic dataset: choose a new or empty --out"
+        )
 
 
 def write_dataset(
@@ -282,7 +313,8 @@ def write_dataset(
 
     Files: ``images/synth_0000.png`` ... (8- or 16-bit grey PNG), ``masks/synth_0000.png``
     (8-bit, 0/255), ``splits/train.txt``, ``splits/test.txt`` (the last
-    ``round(count * test_fraction)`` ids, at least one, are test) and ``synth.json`` (the
+    ``round(count * test_fraction)`` ids, at least one, are test; a split without ids, the
+    training split of one scene, is not written) and ``synth.json`` (the
     parameters, rules and every target). Scene ``i`` depends only on ``seed`` and ``i``
     (``numpy.random.SeedSequence(seed).spawn``), so the same seed gives byte-identical files and
     a larger ``count`` extends a smaller one.
@@ -291,7 +323,10 @@ def write_dataset(
     ----------
     out : path
         Output folder; an existing non-empty folder is refused unless ``overwrite`` (then stale
-        ``synth_*.png`` files from an earlier, larger run are removed).
+        ``synth_*.png`` files from an earlier, larger run are removed). ``overwrite`` never
+        replaces a dataset irstd synth did not write: a folder holding ``images/``, ``masks/``,
+        ``splits/`` or ``synth.json`` without the :data:`SYNTH_MARKER` file (written first)
+        is refused.
     count : int
         Number of scenes (>= 1).
     size : (int, int)
@@ -331,6 +366,7 @@ def write_dataset(
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     scale = 2**bit_depth - 1
     records = []
+    io.write_text(out / SYNTH_MARKER, "written by irstd synth: --overwrite may replace this dataset\n")
     for name, (image, mask, placed) in zip(ids, scenes):
         io.write_image(out / "images" / f"{name}.png", np.rint(image * scale).astype(dtype))
         io.write_image(out / "masks" / f"{name}.png", mask.astype(np.uint8) * np.uint8(255))
@@ -340,8 +376,12 @@ def write_dataset(
             if _NAME_RE.match(f.name) and f.stem not in set(ids):
                 f.unlink()
     n_test = min(count, max(1, int(round(count * test_fraction))))
-    io.write_text(out / "splits" / "train.txt", "".join(f"{i}\n" for i in ids[: count - n_test]))
-    io.write_text(out / "splits" / "test.txt", "".join(f"{i}\n" for i in ids[count - n_test:]))
+    for name, chosen in (("train", ids[: count - n_test]), ("test", ids[count - n_test:])):
+        split = out / "splits" / f"{name}.txt"
+        if chosen:
+            io.write_text(split, "".join(f"{i}\n" for i in chosen))
+        elif split.exists():  # an empty split is a problem for irstd data check: none is written
+            split.unlink()
     record = {
         "generator": f"irstd {__version__} irstd.synth",
         "seed": seed,

@@ -339,7 +339,8 @@ def test_segment_and_minmax():
 
 
 def test_registry():
-    assert set(METHODS) == {"lcm", "ipi", "nram"}
+    assert {"lcm", "ipi", "nram", "tophat", "maxmedian", "mpcm", "tllcm", "pstnn"} <= set(METHODS)
+    assert all(b.display and b.k > 0 and callable(b.fn) and b.name == n for n, b in METHODS.items())
     assert METHODS["lcm"].k == 3 and METHODS["lcm"].fn is lcm
     assert METHODS["ipi"].fn is ipi and METHODS["nram"].fn is nram
 

@@ -70,14 +70,15 @@ class _Spy:
 
 @pytest.fixture(scope="module")
 def full(data, first):
-    """The first folder reused with NRAM added: only NRAM may run."""
+    """The first folder reused with NRAM added (another run: --overwrite): only NRAM may run."""
     root, ds, weights = data
     out = root / "full"
     shutil.copytree(first, out)
     with pytest.MonkeyPatch.context() as mp:
         spy = _Spy(mp)
         result = _invoke(
-            "--dataset", ds, "--split", "test", "--methods", f"lcm,ipi,nram,cgrinet:{weights}", "--out", out, "--json"
+            "--dataset", ds, "--split", "test", "--methods", f"lcm,ipi,nram,cgrinet:{weights}", "--out", out, "--json",
+            "--overwrite",
         )
     assert result.exit_code == 0, result.output
     return out, spy.calls, result
@@ -107,7 +108,7 @@ def test_outputs_are_valid_files(full):
         assert f"| {r['method']} | {r['best_threshold']['threshold']:.2f} | " in report
     assert doc["protocol"]["ids_sha256"][:16] in report
     for r in doc["methods"]:
-        assert f"| {r['method']} | {r['kind']} | {r['info']['score_rule']} | {r['info']['mask_rule']} |" in report
+        assert f"| {r['display']} | {r['kind']} | {r['info']['score_rule']} | {r['info']['mask_rule']} |" in report
     assert "numpy" in report and "torch" in report and "timm" in report
     assert "None." in report  # no skipped image
     # Table on stderr (rich), progress lines per method when not a terminal.
@@ -232,11 +233,14 @@ def test_out_folder_rules(data, first, tmp_path):
 
     reused = tmp_path / "reused"
     shutil.copytree(first, reused)
+    refused = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--out", reused, "--images", "synth_0005")
+    assert refused.exit_code == 2 and "holds another compare run" in refused.stderr  # other methods
+    assert (reused / "qualitative.png").is_file()  # nothing of the earlier run lost
     result = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--out", reused, "--overwrite",
                      "--images", "synth_0005")
     assert result.exit_code == 0, result.output
-    assert "lcm: 4 images (4 computed, 0 cached" in result.stderr  # cache cleared
-    assert [p.name for p in (reused / "cache").iterdir()] == [next((reused / "cache").iterdir()).name]
+    assert "lcm: 4 images (0 computed, 4 cached" in result.stderr  # its outputs replaced, the cache reused
+    assert len(list((reused / "cache").iterdir())) == 3  # lcm, ipi, cgrinet: kept
     doc = json.loads((reused / "metrics.json").read_text())
     assert doc["figure_images"] == [{"id": "synth_0005", "why": "chosen with --images"}]
 
@@ -268,7 +272,7 @@ def test_killed_run_resumes_from_the_cache(data, full, tmp_path):
     (nram / ".synth_0007.npy.1234abcd.tmp.npy").write_bytes(b"partial")
     with pytest.MonkeyPatch.context() as mp:
         spy = _Spy(mp)
-        result = _invoke("--dataset", ds, "--split", "test", "--methods", "nram", "--out", out)
+        result = _invoke("--dataset", ds, "--split", "test", "--methods", "nram", "--out", out, "--overwrite")
     assert result.exit_code == 0, result.output
     assert spy.calls == ["nram", "nram"]
     assert "nram: 4 images (2 computed, 2 cached, 0 skipped)" in result.stderr
@@ -358,7 +362,7 @@ def test_tile_is_part_of_the_method_and_its_cache(data, first, tmp_path):
     out = tmp_path / "tiled"
     shutil.copytree(first, out)
     result = _invoke("--dataset", ds, "--split", "test", "--methods", "lcm", "--tile", "64", "--overlap", "26",
-                     "--out", out, "--json")
+                     "--out", out, "--json", "--overwrite")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     (row,) = doc["methods"]
@@ -382,7 +386,7 @@ def test_compat_dnanet_equals_irstd_evaluate_compat(data, first, tmp_path):
     out = tmp_path / "compat"
     shutil.copytree(first, out)
     result = _invoke("--dataset", bad, "--split", "test", "--methods", "lcm", "--compat", "dnanet", "--out", out,
-                     "--json")
+                     "--json", "--overwrite")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     (row,) = doc["methods"]

@@ -16,6 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import irstd
+from irstd.models import packaged as packaged_module
 from irstd import methods
 from irstd.cli.main import app
 from irstd.detect import Item, collect_inputs, detect, overlay, plan_items, plan_outputs
@@ -53,7 +54,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _no_packaged_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(packaged_module, "WEIGHTS_DIR", tmp_path / "no-weights")
 
 
 def _run(*args, input=None):
@@ -188,7 +189,7 @@ def test_table_and_workers(folder):
     assert parallel.exit_code == 0 and strip(parallel) == strip(serial)
     table = _run(folder, "--method", "lcm")
     assert table.exit_code == 0
-    assert "img10.png" in table.stdout and "bbox" in table.stdout
+    assert "img10.png" in table.stderr and "bbox" in table.stderr and not table.stdout  # tables go to stderr
     assert "targets in 3 images" in table.stderr
 
 
@@ -294,7 +295,7 @@ def test_usage_errors(folder, tmp_path):
     _one_line_error(_run(folder, "--method", "lcm", "--save-mask"), "--out")
     _one_line_error(_run(folder), "--method is required until trained CgriNet weights are packaged")
     _one_line_error(_run(folder, "--method", "sobel"), "unknown method")
-    _one_line_error(_run(folder, "--method", "cgrinet"), "no trained weights are packaged yet")
+    _one_line_error(_run(folder, "--method", "cgrinet"), "no trained cgrinet weights are packaged")
     _one_line_error(_run(folder, "--method", "lcm", "--weights", tmp_path / "w.safetensors"), "--weights")
     (tmp_path / "empty").mkdir()
     _one_line_error(_run(tmp_path / "empty", "--method", "lcm"), "no images")
@@ -305,7 +306,7 @@ def test_default_method_once_weights_are_packaged(folder, weights, monkeypatch, 
     packaged = tmp_path / "pkg"
     packaged.mkdir()
     (packaged / "cgrinet_sirst.safetensors").write_bytes(weights.read_bytes())
-    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", packaged)
+    monkeypatch.setattr(packaged_module, "WEIGHTS_DIR", packaged)
     result = _run(folder / "img2.png", "-f", "json")
     assert result.exit_code == 0, result.stderr
     assert _json_lines(result)[0]["method"] == "cgrinet"

@@ -19,7 +19,7 @@ def _target():
 
 
 def test_names():
-    assert list_losses() == ["iou", "dice", "focal", "bce", "iou+dice", "iou+focal", "unite"]
+    assert list_losses() == ["iou", "softiou", "dice", "focal", "bce", "iou+dice", "iou+focal", "unite"]
     for name in list_losses():
         assert create_loss(name).name == name
     assert create_loss("IoU + Dice").name == "iou+dice"
@@ -84,3 +84,15 @@ def test_gradient_flows_and_shape_errors():
         create_loss("bce")(torch.zeros(2, 1, 4, 4), t)
     with pytest.raises(ValueError, match="side weights"):
         create_loss("bce", side_weights=[1, 1])([x], t)
+
+
+def test_batch_soft_iou_is_one_ratio_over_the_batch():
+    from irstd.losses import softiou_loss
+
+    logits = torch.tensor([[[[0.0, 0.0]]], [[[0.0, 0.0]]]])  # p = 0.5 everywhere, 4 pixels
+    target = torch.tensor([[[[1.0, 0.0]]], [[[0.0, 0.0]]]])  # one target pixel in the first image
+    # I = 0.5, sum p = 2, sum g = 1: 1 - (0.5 + 1) / (2 + 1 - 0.5 + 1)
+    assert softiou_loss(logits, target).item() == pytest.approx(1 - 1.5 / 3.5)
+    # per image: 1 - (0.5+1)/(1+1-0.5+1) and 1 - 1/(1+1): mean 0.5·(0.4 + 0.5)
+    assert create_loss("iou")(logits, target).item() == pytest.approx(0.45)
+    assert create_loss("softiou")([logits, logits], target).item() == pytest.approx(2 * (1 - 1.5 / 3.5))

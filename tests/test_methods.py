@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from irstd.models import packaged as packaged_module
 from irstd import methods
 from irstd.baselines import METHODS, ipi, lcm, minmax, segment
 from irstd.errors import InputError
 from irstd.io import write_image
 from irstd.intensity import to_float
-from irstd.methods import MethodOutput, get_method, list_methods, run_method
+from irstd.methods import MethodOutput, classical_names, get_method, list_methods, run_method
 from irstd.models import create_model, load_model, predict, save_weights
 from irstd.synth import make_scene
 
@@ -29,7 +30,11 @@ def weights(tmp_path_factory):
     return save_weights(create_model("cgrinet_test"), path)
 
 
-@pytest.mark.parametrize("name", list_methods())
+#: CgriNet and every classical method (the other network families: tests/test_registry.py).
+METHOD_NAMES = ["cgrinet", *classical_names()]
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
 def test_every_method_runs_on_a_frame(scene, name):
     image, _ = scene
     out = get_method(name).run(image)
@@ -127,21 +132,18 @@ def test_network_input_range_from_metadata_and_option(tmp_path, scene):
 
 
 def test_default_weights(monkeypatch, tmp_path, weights):
-    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", tmp_path / "none")
+    monkeypatch.setattr(packaged_module, "WEIGHTS_DIR", tmp_path / "none")
     assert methods.default_weights() is None
-    with pytest.raises(InputError, match="no trained weights are packaged yet"):
+    with pytest.raises(InputError, match="no trained cgrinet weights are packaged"):
         get_method("cgrinet")
     folder = tmp_path / "weights"
     folder.mkdir()
-    (folder / "a.safetensors").write_bytes(weights.read_bytes())
-    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", folder)
-    assert methods.default_weights() == folder / "a.safetensors"
-    assert get_method("cgrinet").name == "cgrinet"
-    (folder / "b.safetensors").write_bytes(weights.read_bytes())
-    with pytest.raises(InputError, match="several packaged"):
-        methods.default_weights()
+    (folder / "a.safetensors").write_bytes(weights.read_bytes())  # only the default name is the default
+    monkeypatch.setattr(packaged_module, "WEIGHTS_DIR", folder)
+    assert methods.default_weights() is None
     (folder / methods.DEFAULT_WEIGHTS_NAME).write_bytes(weights.read_bytes())
     assert methods.default_weights() == folder / methods.DEFAULT_WEIGHTS_NAME
+    assert get_method("cgrinet").name == "cgrinet"
 
 
 @pytest.mark.parametrize("spec, match", [
@@ -159,7 +161,11 @@ def test_bad_threshold_and_image():
         get_method("lcm", threshold=1.5)
     with pytest.raises(InputError, match="2-D"):
         get_method("lcm").run(np.zeros((4, 4, 3)))
-    assert list_methods() == ["cgrinet", "lcm", "ipi", "nram"]
+    from irstd.baselines import METHODS
+    from irstd.models.registry import families
+
+    assert list_methods()[: len(families()) + len(METHODS)] == [*families(), *METHODS]
+    assert families()[:4] == ["cgrinet", "acm", "alcnet", "rdian"]
 
 
 def test_run_method_in_order_with_workers(tmp_path, scene):
@@ -237,7 +243,7 @@ def test_paper_weights_by_name(tmp_path, monkeypatch):
     full = save_weights(create_model("cgrinet_test"), tmp_path / "full.safetensors", {"input_range": "auto"})
     rewrite([str(full), str(folder / methods.PAPER_WEIGHTS_NAME), "--float16"])
     (folder / methods.DEFAULT_WEIGHTS_NAME).write_bytes(methods.default_weights().read_bytes())
-    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(packaged_module, "WEIGHTS_DIR", folder)
     method = get_method("cgrinet:paper", engine="torch", device="cpu")
     assert method.name == "cgrinet:paper" and method.weights == folder / methods.PAPER_WEIGHTS_NAME
     assert get_method("cgrinet", device="cpu").weights == folder / methods.DEFAULT_WEIGHTS_NAME  # the default stays
@@ -278,7 +284,7 @@ def test_method_options_check_every_field_and_name_the_option():
     assert options.effective_overlap == 50 and MethodOptions(tile=512).effective_overlap == 64
 
 
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name", METHOD_NAMES)
 def test_options_value_and_keywords_build_the_same_method(name, weights):
     from dataclasses import replace
 
@@ -292,7 +298,7 @@ def test_options_value_and_keywords_build_the_same_method(name, weights):
     assert get_method(spec, replace(options, tile=None)).tiling() is None
 
 
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name", METHOD_NAMES)
 def test_method_describes_itself(name, weights):
     spec = f"cgrinet:{weights}" if name == "cgrinet" else name
     method = get_method(spec, device="cpu", tile=64)

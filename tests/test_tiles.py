@@ -10,6 +10,7 @@ import torch
 from scipy import ndimage
 from typer.testing import CliRunner
 
+from irstd.models import packaged as packaged_module
 from irstd import methods
 from irstd.baselines import ipi, lcm
 from irstd.cli import detect as cli_detect
@@ -25,7 +26,7 @@ from irstd.tiles import check_tiling, map_tiled, tile_spans
 
 @pytest.fixture(autouse=True)
 def _no_packaged_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(packaged_module, "WEIGHTS_DIR", tmp_path / "no-weights")
 
 
 @pytest.mark.parametrize("length", [40, 64, 65, 100, 129, 300, 1001])

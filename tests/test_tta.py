@@ -9,6 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from irstd.models import packaged as packaged_module
 from irstd import methods
 from irstd.cli.main import app
 from irstd.compare import _build_methods, method_key
@@ -25,7 +26,7 @@ from irstd.tta import TTA_MODES, map_tta, tta_views
 
 @pytest.fixture(autouse=True)
 def _no_packaged_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(methods.network, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(packaged_module, "WEIGHTS_DIR", tmp_path / "no-weights")
 
 
 @pytest.fixture

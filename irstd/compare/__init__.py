@@ -19,16 +19,18 @@ The package:
 The rules recorded in ``protocol`` come from :mod:`irstd.protocol`.
 """
 
-from irstd.compare.cache import CACHE_DIR, CACHE_FORMAT, MARKER, OUTPUT_FILES, method_key, prepare_out
-from irstd.compare.report import DEFAULT_FIGURE_IMAGES, select_images, write_outputs
+from irstd.compare.cache import CACHE_DIR, CACHE_FORMAT, MARKER, OUTPUT_FILES, method_key, prepare_out, run_identity
+from irstd.compare.report import DEFAULT_DPI, DEFAULT_FIGURE_IMAGES, FIGURE_FORMATS, select_images, write_outputs
 from irstd.compare.run import (
     CompareResult,
     MethodInfo,
     MethodResult,
     Progress,
     compare,
+    parse_labels,
     parse_methods,
 )
+from irstd.compare.saved import SavedMethod
 from irstd.compare.tables import (
     SEED_FIELDS,
     TABLE_FIELDS,
@@ -46,7 +48,9 @@ from irstd.compare.run import _build_methods  # noqa: F401
 __all__ = [
     "CACHE_DIR",
     "CACHE_FORMAT",
+    "DEFAULT_DPI",
     "DEFAULT_FIGURE_IMAGES",
+    "FIGURE_FORMATS",
     "MARKER",
     "OUTPUT_FILES",
     "SEED_FIELDS",
@@ -55,14 +59,17 @@ __all__ = [
     "MethodInfo",
     "MethodResult",
     "Progress",
+    "SavedMethod",
     "compare",
     "format_number",
     "format_parameters",
     "latex_table",
     "markdown_table",
     "method_key",
+    "parse_labels",
     "parse_methods",
     "prepare_out",
+    "run_identity",
     "seed_groups",
     "select_images",
     "table_rows",

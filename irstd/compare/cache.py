@@ -29,7 +29,7 @@ from irstd import __version__, io
 from irstd.errors import InputError
 from irstd.evaluate import check_out_dir
 
-__all__ = ["CACHE_DIR", "CACHE_FORMAT", "MARKER", "OUTPUT_FILES", "method_key", "prepare_out"]
+__all__ = ["CACHE_DIR", "CACHE_FORMAT", "MARKER", "OUTPUT_FILES", "method_key", "prepare_out", "run_identity"]
 
 #: The file that marks a folder as an ``irstd compare`` run folder (its cache may be reused).
 MARKER = "compare.json"
@@ -90,35 +90,71 @@ def _key_hash(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def prepare_out(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def run_identity(root, specs: Sequence[str], split, split_file, options, compat) -> dict[str, Any]:
+    """What makes two compare runs the same run: dataset, split, methods and every option but the
+    device (recorded in ``compare.json``; :func:`prepare_out` refuses a folder holding another)."""
+    return {
+        "dataset": str(Path(root).resolve()),
+        "split": split,
+        "split_file": None if split_file is None else str(Path(split_file).resolve()),
+        "methods": list(specs),
+        "options": {k: v for k, v in asdict(options).items() if k != "device"},
+        "compat": compat,
+    }
+
+
+def _describe(run: Mapping[str, Any]) -> str:
+    where = run.get("split") or run.get("split_file")
+    return f"methods {','.join(run.get('methods', []))} on {run.get('dataset')} ({where})"
+
+
+def prepare_out(out: str | os.PathLike, *, overwrite: bool = False, run: Mapping[str, Any] | None = None) -> Path:
     """Create or reuse a compare run folder (checked before any work).
 
-    A folder with ``compare.json`` is ours: it is reused with its cache (``overwrite`` clears the
-    cache and the outputs first). Another non-empty folder is refused unless ``overwrite`` (then
-    our files are written into it; nothing else there is touched).
+    A folder with ``compare.json`` is ours. When it holds the same run (``run``, see
+    :func:`run_identity`) it is reused with its cache; when it holds the outputs of another run
+    (other methods, split or options) it is refused unless ``overwrite``, which removes those
+    outputs and keeps the cache (its entries are keyed by method, options and image, so they are reused
+    where they apply). Another non-empty folder is refused unless ``overwrite`` (then our files
+    are written into it; nothing else there is touched).
 
     Raises
     ------
     irstd.errors.InputError
-        ``out`` is a file, or a non-empty folder that is not a compare folder (without
-        ``overwrite``).
+        ``out`` is a file, a non-empty folder that is not a compare folder, or a compare folder
+        of another run (without ``overwrite``).
     """
     out = Path(out)
-    ours = (out / MARKER).is_file()
-    if ours and overwrite:
-        shutil.rmtree(out / CACHE_DIR, ignore_errors=True)
-        for name in OUTPUT_FILES:
-            (out / name).unlink(missing_ok=True)
-    elif not ours:
+    run = None if run is None else json.loads(json.dumps(run))  # as compare.json holds it
+    marker = out / MARKER
+    ours = marker.is_file()
+    previous = None
+    if ours:
+        try:
+            previous = json.loads(marker.read_text()).get("run")
+        except (OSError, ValueError, AttributeError):
+            previous = None
+        outputs = [p for name in OUTPUT_FILES for p in out.glob(f"{Path(name).stem}.*") if p.is_file()]
+        other = run is not None and previous is not None and run != previous
+        if other and outputs and not overwrite:  # a run that wrote nothing yet has nothing to lose
+            raise InputError(
+                f"{out}: holds another compare run ({_describe(previous)}); choose another --out, or pass "
+                "--overwrite to replace its outputs (the cache is kept)"
+            )
+        if other or overwrite:
+            for path in outputs:
+                path.unlink(missing_ok=True)
+    else:
         check_out_dir(out, overwrite, refusal=(
             f"--out exists, is not empty and is not an irstd compare folder (no {MARKER}); "
             "choose another folder or pass --overwrite"
         ))
     out.mkdir(parents=True, exist_ok=True)
-    if not ours or overwrite:
+    if not ours or run is not None and previous != run:
         io.write_json(
-            out / MARKER,
-            {"format": "irstd-compare", "cache_format": CACHE_FORMAT, "irstd_version": __version__},
+            marker,
+            {"format": "irstd-compare", "cache_format": CACHE_FORMAT, "irstd_version": __version__,
+             **({"run": run} if run is not None else {})},
         )
     return out
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from irstd import io
-from irstd.compare.cache import _Cache
 from irstd.compare.run import CompareResult
 from irstd.compare.tables import (
     TABLE_FIELDS,
@@ -27,10 +26,14 @@ from irstd.errors import InputError
 from irstd.evaluate import csv_text, write_per_image_csv
 from irstd.protocol import check_compat, resize_for_compat
 
-__all__ = ["DEFAULT_FIGURE_IMAGES", "select_images", "write_outputs"]
+__all__ = ["DEFAULT_DPI", "DEFAULT_FIGURE_IMAGES", "FIGURE_FORMATS", "select_images", "write_outputs"]
 
 #: How many images the figures show when ``--images`` is not given.
 DEFAULT_FIGURE_IMAGES = 3
+#: File formats of the figures (``--figure-format``): raster PNG, vector PDF and SVG.
+FIGURE_FORMATS = ("png", "pdf", "svg")
+#: Resolution of PNG figures unless ``--dpi`` says otherwise.
+DEFAULT_DPI = 150
 
 
 def select_images(result: CompareResult, count: int = DEFAULT_FIGURE_IMAGES) -> list[tuple[str, str]]:
@@ -83,7 +86,7 @@ def _figure_rows(result: CompareResult, images: Sequence[str]):
             image = resize_for_compat(image, size)
             gt = resize_for_compat(gt, size, mask=True)
         digest = io.sha256_file(result.dataset.image_path(image_id))
-        outputs = {r.label: _Cache(r.info.cache, r.info.key).output(image_id, digest) for r in result.methods}
+        outputs = {r.label: r.info.output(image_id, digest) for r in result.methods}
         rows.append((image_id, image, gt, outputs))
     return rows
 
@@ -93,6 +96,8 @@ def write_outputs(
     *,
     images: Sequence[str] | None = None,
     command: str | None = None,
+    figure_format: str = "png",
+    dpi: float = DEFAULT_DPI,
 ) -> list[Path]:
     """Write the table, curves, figures and ``report.md`` into ``result.out``.
 
@@ -100,9 +105,13 @@ def write_outputs(
     ----------
     result : CompareResult
     images : sequence of str, optional
-        Ids shown in ``surfaces.png`` and ``qualitative.png`` (default: :func:`select_images`).
+        Ids shown in ``surfaces`` and ``qualitative`` (default: :func:`select_images`).
     command : str, optional
         The command line, quoted in the report.
+    figure_format : {"png", "pdf", "svg"}, optional
+        The figures' file format (PDF and SVG are vector figures a paper can print).
+    dpi : float, optional
+        Resolution of PNG figures (and of the images inside vector ones).
 
     Returns
     -------
@@ -112,7 +121,13 @@ def write_outputs(
     from irstd.figures import plot_qualitative, plot_surfaces
     from irstd.metrics.plots import plot_pd_fa, plot_pr, plot_roc
 
+    if figure_format not in FIGURE_FORMATS:
+        raise InputError(f"--figure-format {figure_format}: choose {', '.join(FIGURE_FORMATS)}")
+    if not 20 <= dpi <= 1200:
+        raise InputError(f"--dpi {dpi:g}: choose a resolution from 20 to 1200")
     out = result.out
+    ext = f".{figure_format}"
+    shown = {r.label: r.display for r in result.methods}
     if images:
         unknown = [i for i in images if i not in result.evaluated]
         if unknown:
@@ -147,23 +162,24 @@ def write_outputs(
         io.write_text(out / "metrics.tex", latex_table(rows)),
         io.write_json(out / "metrics.json", document),
         write_per_image_csv(out / "per_image.csv", per_image, method=True),
-        plot_roc({r.label: r.evaluator.roc() for r in result.methods}, out / "roc.png"),
-        plot_pr({r.label: r.evaluator.pr() for r in result.methods}, out / "pr.png"),
+        plot_roc({r.display: r.evaluator.roc() for r in result.methods}, out / f"roc{ext}", dpi=dpi),
+        plot_pr({r.display: r.evaluator.pr() for r in result.methods}, out / f"pr{ext}", dpi=dpi),
     ]
     if all(r.evaluator.sweep is not None for r in result.methods):
-        written.append(plot_pd_fa({r.label: r.evaluator.pd_fa_curve() for r in result.methods}, out / "pd_fa.png"))
+        written.append(plot_pd_fa({r.display: r.evaluator.pd_fa_curve() for r in result.methods}, out / f"pd_fa{ext}",
+                                  dpi=dpi))
     figure_rows = _figure_rows(result, [i for i, _ in picks])
     if figure_rows:
         written.append(
             plot_surfaces(
-                [(i, image, {m: s for m, (s, _) in o.items()}) for i, image, _, o in figure_rows],
-                out / "surfaces.png",
+                [(i, image, {shown[m]: s for m, (s, _) in o.items()}) for i, image, _, o in figure_rows],
+                out / f"surfaces{ext}", dpi=dpi,
             )
         )
         written.append(
             plot_qualitative(
-                [(i, image, gt, {m: k for m, (_, k) in o.items()}) for i, image, gt, o in figure_rows],
-                out / "qualitative.png",
+                [(i, image, gt, {shown[m]: k for m, (_, k) in o.items()}) for i, image, gt, o in figure_rows],
+                out / f"qualitative{ext}", dpi=dpi,
             )
         )
     written.append(io.write_text(out / "report.md", _report_md(result, rows, picks, command, written, groups)))
@@ -219,14 +235,19 @@ def _seed_groups_md(groups) -> list[str]:
 
 def _figures_md(names, picks) -> list[str]:
     """The figures section of ``report.md`` (``names``: the files written; ``picks``: the ids shown)."""
-    from irstd.figures import SURFACE_SIDE
+    from irstd.figures import INSET_ZOOM, SURFACE_SIDE
+    from irstd.metrics.plots import DEGENERATE_FA, MARKED_THRESHOLDS
 
+    ext = next((Path(n).suffix for n in names if n.startswith("roc.")), ".png")
     lines = ["## Figures", ""]
-    if "roc.png" in names:
+    if f"roc{ext}" in names:
         lines += ["Pixel-level ROC (AUC in the legend) and precision–recall (AP in the legend):", "",
-                  "![ROC](roc.png) ![PR](pr.png)", ""]
-    if "pd_fa.png" in names:
-        lines += ["Target-level Pd–Fa, thresholds 0 to 1 on the scores:", "", "![Pd-Fa](pd_fa.png)", ""]
+                  f"![ROC](roc{ext}) ![PR](pr{ext})", ""]
+    if f"pd_fa{ext}" in names:
+        lines += [f"Target-level Pd–Fa over thresholds 0 to 1 on the scores, points in Fa order, thresholds "
+                  f"{', '.join(f'{m:g}' for m in MARKED_THRESHOLDS)} marked; sweep points whose false alarms "
+                  f"cover {DEGENERATE_FA:.0%} of the frame or more (threshold 0) are left out:", "",
+                  f"![Pd-Fa](pd_fa{ext})", ""]
     if picks:
         lines += ["Images shown in the two figures below:", ""]
         lines += [f"- `{i}`: {why}" for i, why in picks]
@@ -236,13 +257,14 @@ def _figures_md(names, picks) -> list[str]:
             "(min–max maps of classical methods, probabilities of networks; block maximum down to "
             f"at most {SURFACE_SIDE} × {SURFACE_SIDE} samples so that small peaks survive):",
             "",
-            "![surfaces](surfaces.png)",
+            f"![surfaces](surfaces{ext})",
             "",
             "Qualitative results: input, ground truth, each method's mask; green = predicted "
             "components matched to a target, orange = false-alarm components, red circle = missed "
-            "target (same matching as Pd/Fa):",
+            f"target (same matching as Pd/Fa); each panel's inset magnifies the outlined window around "
+            f"the first target {INSET_ZOOM}×:",
             "",
-            "![qualitative](qualitative.png)",
+            f"![qualitative](qualitative{ext})",
             "",
         ]
     return lines
@@ -300,7 +322,7 @@ def _report_md(result: CompareResult, rows, picks, command, written, groups=()) 
     for r in result.methods:
         sha = r.info.key.get("weights_sha256")
         weights = f"`{r.info.weights}` (SHA-256 `{sha[:16]}…`)" if r.info.weights and sha else "–"
-        lines.append(f"| {r.label} | {r.info.kind} | {r.info.score_rule} | {r.info.mask_rule} | {weights} |")
+        lines.append(f"| {r.display} | {r.info.kind} | {r.info.score_rule} | {r.info.mask_rule} | {weights} |")
     lines += [
         "",
         f"Target matching: {p['matching']}. Fa: {p['fa_rule']}. Curves: {p['curves']}. "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +21,8 @@ import numpy as np
 
 from irstd import io
 from irstd import protocol as protocol_rules
-from irstd.compare.cache import CACHE_DIR, _Cache, _key_hash, method_key, prepare_out
+from irstd.compare.cache import CACHE_DIR, _Cache, _key_hash, method_key, prepare_out, run_identity
+from irstd.compare.saved import SavedMethod, is_saved_spec, saved_method
 from irstd.data import Dataset, check_split_choice, ids_hash, open_dataset
 from irstd.errors import InputError
 from irstd.methods import MethodOptions
@@ -29,7 +30,7 @@ from irstd.metrics import DEFAULT_SWEEP, Evaluator
 from irstd.protocol import check_compat, read_for_compat, resize_for_compat
 from irstd.provenance import versions
 
-__all__ = ["CompareResult", "MethodInfo", "MethodResult", "Progress", "compare", "parse_methods"]
+__all__ = ["CompareResult", "MethodInfo", "MethodResult", "Progress", "compare", "parse_labels", "parse_methods"]
 
 Progress = Callable[[str, int, int, str, str], None]
 """``progress(method_label, done, total, image_id, status)``; status is ``"start"`` (done = 0),
@@ -38,12 +39,12 @@ Progress = Callable[[str, int, int, str, str], None]
 
 
 def parse_methods(text: str | Sequence[str]) -> list[str]:
-    """Method specs from ``--methods`` (``lcm,ipi,nram,cgrinet,cgrinet:FILE``), in order.
+    """Method specs from ``--methods`` (``lcm,ipi,nram,cgrinet,cgrinet:FILE,mine=DIR``), in order.
 
     Raises
     ------
     irstd.errors.InputError
-        Empty list or a spec given twice.
+        Empty list, a spec given twice, or two saved methods of one name.
     """
     parts = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
     specs = [p.strip() for p in parts if p.strip()]
@@ -51,10 +52,51 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
         raise InputError("--methods: give at least one method (e.g. lcm,ipi,nram,cgrinet)")
     seen = set()
     for spec in specs:
-        if spec in seen:
-            raise InputError(f"--methods: {spec!r} is listed twice")
-        seen.add(spec)
+        key = spec.partition("=")[0].strip() if is_saved_spec(spec) else spec
+        if key in seen:
+            raise InputError(f"--methods: {key!r} is listed twice")
+        seen.add(key)
     return specs
+
+
+def parse_labels(items: Sequence[str] | None) -> dict[str, str]:
+    """``--label KEY=TEXT`` items as ``{KEY: TEXT}`` (KEY: a method's label or spec, e.g.
+    ``mine`` or ``lcm``; TEXT: its name in tables, legends and figures)."""
+    labels: dict[str, str] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key, text = key.strip(), text.strip().strip('"').strip("'")
+        if not sep or not key or not text:
+            raise InputError(f"--label {item}: expected METHOD=TEXT (e.g. mine=Ours)")
+        labels[key] = text
+    return labels
+
+
+def _default_display(spec: str, method) -> str:
+    """The name papers print for a method: ``LCM``, ``Top-Hat``, ``CgriNet``, ``ACM``; a weights
+    file adds its stem (``CgriNet (best)``); a saved method keeps its name."""
+    if isinstance(method, SavedMethod):
+        return method.name
+    if method.kind == "plugin":
+        return str(getattr(method.fn, "display", method.name))
+    if method.kind == "classical":
+        from irstd.baselines import METHODS
+
+        base = METHODS.get(method.name)
+        return base.display if base is not None and base.display else method.name.upper()
+    from irstd.models.registry import family_display
+
+    family, sep, stem = method.name.partition(":")
+    display = family_display(family)
+    return f"{display} ({stem})" if sep else display
+
+
+def _displays(specs, labels, methods, chosen: Mapping[str, str]) -> list[str]:
+    """Display names: ``--label`` choices, else :func:`_default_display`; a clash adds the label."""
+    out = []
+    for spec, label, method in zip(specs, labels, methods):
+        out.append(chosen.get(label) or chosen.get(spec) or _default_display(spec, method))
+    return [d if out.count(d) == 1 else f"{d} [{label}]" for d, label in zip(out, labels)]
 
 
 
@@ -86,7 +128,9 @@ class MethodInfo:
     spec : str
         As given in ``--methods``.
     label : str
-        Name in tables, legends and figures.
+        The method's identifier in the run's files (``lcm``, ``cgrinet:best``, ``mine``).
+    display : str
+        Its name in tables, legends and figures (``LCM``, ``CgriNet (best)``, ``--label``).
     name, kind, score_rule, mask_rule : str
         From :class:`irstd.methods.Method`.
     parameters : int or None
@@ -95,12 +139,15 @@ class MethodInfo:
         Weights file (``cgrinet:FILE``).
     key : dict
         :func:`method_key`.
-    cache : Path
-        The method's cache folder.
+    cache : Path or None
+        The method's cache folder (None for saved maps: their files are read directly).
+    saved : SavedMethod, optional
+        The saved maps of a ``NAME=DIR`` method.
     """
 
     spec: str
     label: str
+    display: str
     name: str
     kind: str
     score_rule: str
@@ -108,12 +155,20 @@ class MethodInfo:
     parameters: int | None
     weights: str | None
     key: dict[str, Any]
-    cache: Path
+    cache: Path | None
+    saved: SavedMethod | None = None
+
+    def output(self, image_id: str, digest: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, mask)`` of ``image_id``: from the cache, or from the saved maps' folder."""
+        if self.saved is not None:
+            return self.saved.output(image_id)
+        return _Cache(self.cache, self.key).output(image_id, digest)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "spec": self.spec,
             "label": self.label,
+            "display": self.display,
             "name": self.name,
             "kind": self.kind,
             "score_rule": self.score_rule,
@@ -121,7 +176,7 @@ class MethodInfo:
             "parameters": self.parameters,
             "weights": self.weights,
             "cache_key": self.key,
-            "cache": str(self.cache),
+            "cache": None if self.cache is None else str(self.cache),
         }
 
 
@@ -158,6 +213,10 @@ class MethodResult:
     @property
     def label(self) -> str:
         return self.info.label
+
+    @property
+    def display(self) -> str:
+        return self.info.display
 
     def seconds_per_image(self) -> float:
         return float(np.mean(list(self.seconds.values()))) if self.seconds else float("nan")
@@ -200,8 +259,8 @@ class CompareResult:
         raise KeyError(label)
 
 
-def _build_methods(specs, out: Path, options: MethodOptions, compat=None):
-    """The methods of ``specs`` and their :class:`MethodInfo` (label, rules, cache folder).
+def _build_methods(specs, out: Path, options: MethodOptions, compat=None, labels: Mapping[str, str] | None = None):
+    """The methods of ``specs`` and their :class:`MethodInfo` (label, display name, rules, cache).
 
     Parameters
     ----------
@@ -213,25 +272,45 @@ def _build_methods(specs, out: Path, options: MethodOptions, compat=None):
         Options of every method; ``tta`` is dropped for the classical ones.
     compat : str, optional
         Part of each cache key.
+    labels : mapping, optional
+        ``--label`` display names (:func:`parse_labels`).
 
     Returns
     -------
     infos : list of MethodInfo
-    methods : list of irstd.methods.Method
+    methods : list of irstd.methods.Method or SavedMethod
     """
     from irstd.methods import classical_names, get_method
 
-    # --tta concerns CgriNet only: the classical methods of the same run go without it
-    methods = [get_method(s, options, **({"tta": "none"} if s.strip().lower() in classical_names() else {})) for s in specs]
-    labels = _labels(specs, [m.name for m in methods])
+    methods = []
+    for s in specs:
+        if is_saved_spec(s):
+            if compat is not None:
+                raise InputError(f"--methods {s}: saved maps cannot be resized by --compat {compat} (save them at that size and evaluate them with irstd evaluate --predictions)")
+            methods.append(saved_method(s, options.threshold, options.gray))
+        else:  # --tta concerns the networks only: the classical methods of the same run go without it
+            methods.append(get_method(s, options, **({"tta": "none"} if s.strip().lower() in classical_names() else {})))
+    names = _labels(specs, [m.name for m in methods])
+    known = set(names) | set(specs)
+    for key in labels or {}:
+        if key not in known:
+            raise InputError(f"--label {key}=...: no method {key!r} in --methods (labels: {', '.join(names)})")
+    displays = _displays(specs, names, methods, labels or {})
     infos = []
-    for spec, label, method in zip(specs, labels, methods):
-        key = method_key(spec, method, compat=compat)
+    for spec, label, display, method in zip(specs, names, displays, methods):
+        saved = method if isinstance(method, SavedMethod) else None
+        if saved is not None:
+            key = {"method": saved.name, "folder": str(saved.folder.resolve()), "mask_rule": saved.mask_rule}
+            cache = None
+        else:
+            key = method_key(spec, method, compat=compat)
+            cache = out / CACHE_DIR / f"{_slug(key['method'])}-{_key_hash(key)[:16]}"
         weights = method.weights_file
         infos.append(
             MethodInfo(
                 spec=spec,
                 label=label,
+                display=display,
                 name=method.name,
                 kind=method.kind,
                 score_rule=method.score_rule,
@@ -239,7 +318,8 @@ def _build_methods(specs, out: Path, options: MethodOptions, compat=None):
                 parameters=method.parameters,
                 weights=None if weights is None else str(weights),
                 key=key,
-                cache=out / CACHE_DIR / f"{_slug(key['method'])}-{_key_hash(key)[:16]}",
+                cache=cache,
+                saved=saved,
             )
         )
     return infos, methods
@@ -296,6 +376,7 @@ def compare(
     workers: int = 1,
     skip_errors: bool = False,
     overwrite: bool = False,
+    labels: Mapping[str, str] | None = None,
     sweep=DEFAULT_SWEEP,
     progress: Progress | None = None,
 ) -> CompareResult:
@@ -305,10 +386,12 @@ def compare(
     ----------
     dataset : path-like or Dataset
     methods : str or sequence of str
-        Method specs (``lcm``, ``ipi``, ``nram``, ``cgrinet``, ``cgrinet:FILE``), see
-        :func:`irstd.methods.get_method`.
+        Method specs: any :func:`irstd.methods.get_method` spec (``lcm``, ``tophat``,
+        ``cgrinet``, ``acm:FILE`` ...) or ``NAME=DIR``, maps saved by your own method
+        (:mod:`irstd.compare.saved`).
     out : path-like
-        Run folder (see :func:`~irstd.compare.prepare_out`); its cache is reused.
+        Run folder (see :func:`~irstd.compare.prepare_out`); its cache is reused. A folder
+        holding another run (other methods, split or options) is refused unless ``overwrite``.
     split, split_file : optional
         Which ids (:meth:`Dataset.ids`); one of them is required.
     options : MethodOptions, optional
@@ -327,7 +410,9 @@ def compare(
         Record a failing id in ``skipped`` and go on; otherwise the first failure raises (the
         outputs cached so far stay).
     overwrite : bool, optional
-        Clear the cache and outputs of an existing compare folder first.
+        Replace the outputs of another run in ``out`` (its cache is kept: entries are keyed).
+    labels : mapping, optional
+        Display names by method label or spec (``{"mine": "Ours"}``; ``--label``).
     sweep : sequence of float or None, optional
         Thresholds of the Pd–Fa curve on the scores.
     progress : callable, optional
@@ -353,8 +438,11 @@ def compare(
     ids = ds.ids(split=split, split_file=split_file)
     if not ids:
         raise InputError(f"{split_file or split}: the split lists no ids")
-    out = prepare_out(out, overwrite=overwrite)
-    infos, method_objs = _build_methods(specs, out, options, compat=compat)
+    from irstd.data import check_outside
+
+    check_outside(out, ds, "--out")  # never into the dataset's images/, masks/ or splits/
+    out = prepare_out(out, overwrite=overwrite, run=run_identity(ds.root, specs, split, split_file, options, compat))
+    infos, method_objs = _build_methods(specs, out, options, compat=compat, labels=labels)
     run = _Run(ds, ids, size, skip_errors, progress if progress is not None else (lambda *a: None))
     _check_images(run)
     results = [
@@ -421,6 +509,8 @@ def _run_method(run: _Run, info: MethodInfo, method, evaluator: Evaluator, worke
     """
     from irstd.methods import run_method
 
+    if info.saved is not None:
+        return _read_saved(run, info, evaluator)
     cache = _Cache(info.cache, info.key)
     cache.open()
     result = MethodResult(info=info, evaluator=evaluator)
@@ -458,6 +548,23 @@ def _run_method(run: _Run, info: MethodInfo, method, evaluator: Evaluator, worke
     return result
 
 
+def _read_saved(run: _Run, info: MethodInfo, evaluator: Evaluator) -> MethodResult:
+    """A saved method: every id's map must be there (read in :func:`_evaluate`); no time."""
+    result = MethodResult(info=info, evaluator=evaluator)
+    run.report(info.label, 0, len(run.ids), "", "start")
+    for done, image_id in enumerate(run.ids, start=1):
+        status = "skipped"
+        if image_id not in run.failed:
+            try:
+                info.saved.source.path(image_id)
+                result.cached.append(image_id)
+                status = "cached"
+            except InputError as exc:
+                run.fail(image_id, exc)
+        run.report(info.label, done, len(run.ids), image_id, status)
+    return result
+
+
 def _evaluate(run: _Run, results: Sequence[MethodResult]) -> None:
     """Every method on the same ids (those not skipped so far): one pass over the masks, all
     methods per id; an id that fails here is skipped for every method."""
@@ -470,7 +577,7 @@ def _evaluate(run: _Run, results: Sequence[MethodResult]) -> None:
                 gt = resize_for_compat(gt, run.size, mask=True)
             maps = []
             for r in results:
-                scores, mask = _Cache(r.info.cache, r.info.key).output(image_id, run.digests[image_id])
+                scores, mask = r.info.output(image_id, run.digests[image_id])
                 if scores.shape != gt.shape:
                     raise InputError(
                         f"{ds.mask_path(image_id)}: mask is {gt.shape[1]}x{gt.shape[0]} (WxH) but the "

@@ -30,6 +30,7 @@ __all__ = [
 #: Columns of ``metrics.csv`` (one row per method), in order.
 TABLE_FIELDS = (
     "method",
+    "display",
     "kind",
     "auc",
     "ap",
@@ -60,6 +61,7 @@ def table_rows(result: CompareResult) -> list[dict[str, Any]]:
         rows.append(
             {
                 "method": r.label,
+                "display": r.display,
                 "kind": r.info.kind,
                 "auc": s["auc"],
                 "ap": s["ap"],
@@ -178,7 +180,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     )
     body = "".join(
         "| " + " | ".join([
-            r["method"],
+            r.get("display") or r["method"],
             *(format_number(r[key], scale, digits) for key, scale, digits in _MARKDOWN_COLUMNS),
             format_parameters(r["parameters"]),
         ]) + " |\n"
@@ -216,7 +218,7 @@ def latex_table(rows: Sequence[Mapping[str, Any]]) -> str:
         r"\midrule",
     ]
     for r in rows:
-        cells = [_tex(str(r["method"]))]
+        cells = [_tex(str(r.get("display") or r["method"]))]
         for key, scale, digits, _ in columns:
             text = format_number(r[key], scale, digits)
             if text != "n/a" and round(r[key] * scale, digits) == best[key]:

@@ -23,7 +23,8 @@ Reading
   ``g``, ``b``). Grey stored as RGB, tinted grey and palettes of monotonic brightness (inferno,
   hot, ironbow-like) pass, and are converted by luma.
 
-Every unreadable input (missing, a folder, empty, truncated, corrupt, not an image, zero-sized)
+Every unreadable input (missing, a folder, empty, truncated, corrupt, not an image, zero-sized,
+a frame over :data:`MAX_PIXELS` pixels, checked from the header)
 raises :class:`irstd.errors.InputError` with a one-line message naming the file.
 
 How an image's values become CgriNet's input is :mod:`irstd.intensity`.
@@ -44,6 +45,7 @@ is importable from :mod:`irstd.io` itself.
 from irstd.io.grey import (
     GRAY_RULES,
     LUMA_WEIGHTS,
+    MAX_PIXELS,
     PSEUDO_COLOUR_FRACTION,
     PSEUDO_COLOUR_TOLERANCE,
     check_gray,
@@ -51,13 +53,14 @@ from irstd.io.grey import (
 )
 from irstd.io.images import IMAGE_SUFFIXES, count_frames, image_facts, image_info, read_frames, read_image
 from irstd.io.masks import mask_from_image, mask_full_value, read_mask, read_scores
-from irstd.io.video import VIDEO_SUFFIXES, is_video
+from irstd.io.video import VIDEO_SUFFIXES, is_video, video_frame_counts
 from irstd.io.writers import atomic_write, sha256_file, write_bytes, write_image, write_json, write_text
 
 __all__ = [
     "GRAY_RULES",
     "IMAGE_SUFFIXES",
     "LUMA_WEIGHTS",
+    "MAX_PIXELS",
     "PSEUDO_COLOUR_FRACTION",
     "PSEUDO_COLOUR_TOLERANCE",
     "VIDEO_SUFFIXES",
@@ -75,6 +78,7 @@ __all__ = [
     "read_mask",
     "read_scores",
     "sha256_file",
+    "video_frame_counts",
     "write_bytes",
     "write_image",
     "write_json",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from irstd.errors import InputError
-from irstd.io.grey import _check_size, _colour_to_grey, _normalise_dtype, _to_grey
+from irstd.io.grey import _check_size, _colour_to_grey, _normalise_dtype, _to_grey, check_pixels
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -137,6 +137,8 @@ def _read_png16(p: Path, gray: str = "auto") -> np.ndarray:
     import cv2
     from PIL import Image
 
+    width, height, _, _ = _png_header(p)
+    check_pixels(width, height, p)
     # Pillow's verify() walks every chunk and checks CRCs without decoding: catches truncation
     # and corruption that libpng may only warn about.
     try:
@@ -156,7 +158,13 @@ def _read_png16(p: Path, gray: str = "auto") -> np.ndarray:
 # ---- tifffile (TIFF) -----------------------------------------------------------------------
 
 
+def _check_page(page, p: Path) -> None:
+    """Refuse a TIFF page over :data:`~irstd.io.grey.MAX_PIXELS` from its header."""
+    check_pixels(int(getattr(page, "imagewidth", 0) or 0), int(getattr(page, "imagelength", 0) or 0), p)
+
+
 def _tiff_page_to_grey(page, p: Path, gray: str = "auto") -> np.ndarray:
+    _check_page(page, p)
     arr = page.asarray()
     photometric = int(getattr(page, "photometric", 1))
     if photometric == 3 and getattr(page, "colormap", None) is not None:  # palette
@@ -194,6 +202,7 @@ def _read_tiff(p: Path, frame: int, gray: str = "auto") -> np.ndarray:
             page = tif.pages[frame]
             if 0 in tuple(getattr(page, "shape", (1,))):
                 raise InputError(f"{p}: zero-sized image {page.shape}")
+            _check_page(page, p)
             if int(getattr(page, "photometric", 1)) in (5, 6, 8) and np.dtype(page.dtype) == np.uint8:
                 # CMYK, YCbCr, CIELab in 8 bits: Pillow's own conversion, bit-identical by definition
                 return _read_pillow(p, frame, gray)

@@ -147,6 +147,22 @@ def _normalise_dtype(arr: np.ndarray, path: Path) -> np.ndarray:
     raise InputError(f"{path}: unsupported sample type {arr.dtype}")
 
 
+#: Most pixels one frame may hold, whatever its format: Pillow's decompression-bomb limit
+#: (2 × ``PIL.Image.MAX_IMAGE_PIXELS``, which PNG, JPEG and BMP always had), checked from the
+#: header for TIFF pages, 16-bit PNG and video frames before any pixel is decoded.
+MAX_PIXELS = 178_956_970
+
+
+def check_pixels(width: int, height: int, path: Path) -> None:
+    """Refuse a frame of more than :data:`MAX_PIXELS` pixels (from its header: a small
+    compressed file can declare a huge frame)."""
+    if int(width) * int(height) > MAX_PIXELS:
+        raise InputError(
+            f"{path}: {width}x{height} frame ({int(width) * int(height):,} pixels) is over irstd's limit of "
+            f"{MAX_PIXELS:,} pixels per frame; cut it into smaller frames"
+        )
+
+
 def _check_size(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.size == 0 or 0 in arr.shape:
         raise InputError(f"{path}: zero-sized image {arr.shape}")

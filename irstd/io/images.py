@@ -7,6 +7,7 @@ Files are dispatched by suffix (videos, :mod:`irstd.io.video`) and by their firs
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -27,7 +28,7 @@ from irstd.io.decoders import (
     _sniff_head,
     _tiff_page_to_grey,
 )
-from irstd.io.grey import _check_size, check_gray
+from irstd.io.grey import _check_size, check_gray, check_pixels
 from irstd.io.video import _count_video_frames, _read_video, is_video
 
 #: File name suffixes recognised as images (lower case).
@@ -72,7 +73,8 @@ def read_image(path: str | os.PathLike, frame: int = 0, gray: str = "auto") -> n
     if kind == "tiff":
         return _read_tiff(p, frame, gray)
     if kind == "png":
-        _, _, depth, _ = _png_header(p, head)
+        width, height, depth, _ = _png_header(p, head)
+        check_pixels(width, height, p)
         if depth == 16:
             if frame:
                 raise InputError(f"{p}: frame {frame} out of range (the file has 1 frame)")
@@ -149,6 +151,7 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
         w, h, depth, ctype = _png_header(p, head)
         if w == 0 or h == 0:
             raise InputError(f"{p}: zero-sized image ({w}x{h})")
+        check_pixels(w, h, p)
         colour = {0: "grey", 2: "rgb", 3: "palette", 4: "grey+alpha", 6: "rgba"}.get(ctype, "other")
         if ctype == 0 and depth == 1:
             colour = "bilevel"
@@ -159,6 +162,7 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
             if not tif.pages:
                 raise InputError(f"{p}: not a readable TIFF (no pages)")
             page = tif.pages[0]
+            check_pixels(int(page.imagewidth), int(page.imagelength), p)
             dt = np.dtype(page.dtype) if page.dtype is not None else np.dtype(np.uint8)
             if dt == np.bool_:
                 dt = np.dtype(np.uint8)
@@ -206,17 +210,27 @@ def image_facts(path: str | os.PathLike, bit_depth: int | None = None,
                 input_range: str | None = "auto") -> dict[str, Any]:
     """What :func:`read_image` makes of a file: size, frames, type, value range of frame 0, the
     bit depth rule and how :func:`to_float` maps frame 0 under ``input_range`` (default ``auto``,
-    CgriNet's packaged default) as ``input_rule`` (decodes the first frame)."""
+    CgriNet's packaged default) as ``input_rule`` (decodes the first frame). ``non_finite``
+    counts NaN and infinite pixels (float data); a frame with any is refused by every method
+    (the non-finite pixel rule), and ``input_rule`` says so; ``min`` and ``max`` are then
+    those of the finite pixels."""
     requested = parse_input_range(input_range)
     info = image_info(path)
     image = read_image(path, gray="luma")  # never empty
+    non_finite = 0
     if image.dtype.kind == "f":
-        lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
+        finite = np.isfinite(image)
+        non_finite = int(image.size - np.count_nonzero(finite))
+        values = image[finite] if non_finite else image
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (math.nan, math.nan)
     else:
         lo, hi = int(image.min()), int(image.max())
     bits_rule = bit_depth_rule(image.dtype, bit_depth)
-    spec = resolve_auto(requested, image, bit_depth)
-    if spec == "bits":
+    spec = resolve_auto(requested, image, bit_depth) if not non_finite else requested
+    if non_finite:  # the non-finite pixel rule (irstd.methods.base._check_image)
+        rule = (f"refused: {non_finite} non-finite pixel{'s' * (non_finite != 1)} (NaN or infinite); "
+                f"no method runs on this frame")
+    elif spec == "bits":
         rule = bits_rule
     elif spec == "minmax":
         rule = f"minmax: (x - {lo:g})/({hi:g} - {lo:g})" if hi > lo else "minmax: constant frame -> 0"
@@ -234,4 +248,5 @@ def image_facts(path: str | os.PathLike, bit_depth: int | None = None,
         "bit_depth_rule": bits_rule,
         "input_range": requested,
         "input_rule": rule,
+        "non_finite": non_finite,
     }

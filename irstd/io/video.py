@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from irstd.errors import InputError
-from irstd.io.grey import _check_size, _to_grey
+from irstd.io.grey import _check_size, _to_grey, check_pixels
 
 #: File name suffixes read as videos, frame by frame (FFmpeg through OpenCV; 8-bit frames).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -32,6 +32,11 @@ def _video_capture(p: Path):
     if not cap.isOpened():
         cap.release()
         raise InputError(f"{p}: not a readable video (FFmpeg cannot open it)")
+    try:
+        check_pixels(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), p)
+    except InputError:
+        cap.release()
+        raise
     return cap
 
 
@@ -90,8 +95,20 @@ def _read_video(p: Path, frame: int, gray: str = "auto") -> np.ndarray:
 
 def _count_video_frames(p: Path) -> int:
     """Frames of a video, counted by decoding (container headers are often approximate)."""
+    return video_frame_counts(p)[0]
+
+
+def video_frame_counts(path: str | os.PathLike) -> tuple[int, int]:
+    """``(decoded, declared)``: the frames FFmpeg decodes from a video, and the count its
+    container header states (0 when it states none). Fewer decoded than declared means
+    frames that could not be decoded (a corrupt file): FFmpeg passes over them, so the caller
+    should say so."""
+    import cv2
+
+    p = Path(path)
     cap = _video_capture(p)
     try:
+        declared = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         n = 0
         while cap.grab():
             n += 1
@@ -99,4 +116,4 @@ def _count_video_frames(p: Path) -> int:
         cap.release()
     if n == 0:
         raise InputError(f"{p}: no decodable frame in this video")
-    return n
+    return n, declared

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -52,18 +53,39 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pa
     final = Path(path)
     if not overwrite and final.exists():
         raise InputError(f"{path}: already exists (use --overwrite to replace it)")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, cannot be replaced by a file", str(final))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder must go (here or higher up)
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(_first_file(final.parent))) from None
     tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp{final.suffix}")
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # e.g. a full disk: name the file the user asked for
+            if exc.errno is None or exc.filename not in (None, str(tmp), tmp):
+                raise
+            raise type(exc)(exc.errno, exc.strerror, str(final)) from None
         if not tmp.exists():
             raise OSError(f"{path}: nothing was written")
         if not overwrite and final.exists():
             raise InputError(f"{path}: already exists (use --overwrite to replace it)")
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:  # name the file the user asked for, not the temporary one
+            raise type(exc)(exc.errno, exc.strerror, str(final)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _first_file(folder: Path) -> Path:
+    """The first part of ``folder`` that exists and is not a folder (else ``folder``)."""
+    for part in reversed([folder, *folder.parents]):
+        if part.exists() and not part.is_dir():
+            return part
+    return folder
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True) -> Path:

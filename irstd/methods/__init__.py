@@ -33,8 +33,9 @@ data, float data as is), as the authors' code does. CgriNet takes ``irstd.intens
 bit_depth, input_range)`` with the bit depth and the input range recorded in the weights'
 metadata (keys ``bit_depth`` and ``input_range``) unless given.
 
-Specifications: ``lcm``, ``ipi``, ``nram``, ``cgrinet`` (the packaged weights, see
-:func:`default_weights`) and ``cgrinet:FILE`` (any irstd model file, safetensors).
+Specifications: a classical method (``lcm``, ``ipi``, ``nram`` ...: :data:`irstd.baselines.METHODS`),
+a network family with its packaged weights (``cgrinet``, see :func:`default_weights`; ``acm`` ...)
+and ``FAMILY:FILE`` (an irstd model file of that family, safetensors).
 
 :func:`run_method` runs a method over many images (paths, ``(path, frame)`` pairs or arrays),
 in worker processes for classical methods, yielding results in input order.
@@ -48,17 +49,16 @@ from typing import Any
 from irstd.errors import InputError
 from irstd.methods.base import Method, MethodOutput
 from irstd.methods.classical import ClassicalMethod, _classical, classical_names
-from irstd.methods.network import (
-    CUDA_BATCH,
+from irstd.methods.network import CUDA_BATCH, NetworkMethod, _network
+from irstd.models.packaged import (
     DEFAULT_WEIGHTS_NAME,
     PACKAGED_NAMES,
     PAPER_WEIGHTS_NAME,
     WEIGHTS_DIR,
-    NetworkMethod,
-    _network,
     default_weights,
     packaged_weights,
 )
+from irstd.models.registry import families
 from irstd.methods.options import ENGINES, MethodOptions, cuda_available, resolve_engine
 from irstd.methods.run import run_method
 
@@ -88,7 +88,7 @@ __all__ = [
 
 def list_methods() -> list[str]:
     """The method names :func:`get_method` accepts (``cgrinet:FILE`` takes any model file)."""
-    return ["cgrinet", *classical_names()]
+    return [*families(), *classical_names()]
 
 
 
@@ -98,9 +98,11 @@ def get_method(spec: str, options: MethodOptions | None = None, **changes: Any) 
     Parameters
     ----------
     spec : str
-        ``lcm``, ``ipi``, ``nram``, ``cgrinet`` (the packaged weights, :func:`default_weights`),
+        A classical method (``lcm``, ``ipi``, ``nram``, ``tophat`` ...), a network family with
+        its packaged weights (``cgrinet``: :func:`default_weights`; ``acm`` ...),
         ``cgrinet:paper`` (the packaged paper model, :func:`packaged_weights`) or
-        ``cgrinet:FILE`` (an irstd model file written by :func:`irstd.models.save_weights`).
+        ``FAMILY:FILE`` (an irstd model file of that family written by
+        :func:`irstd.models.save_weights`, e.g. ``cgrinet:run/best.safetensors``).
     options : MethodOptions, optional
         Threshold, device, engine, input mapping, tiling, test-time augmentation (default:
         ``MethodOptions()``).
@@ -125,13 +127,19 @@ def get_method(spec: str, options: MethodOptions | None = None, **changes: Any) 
     options = replace(options or MethodOptions(), **changes) if changes else options or MethodOptions()
     name, sep, file = str(spec).strip().partition(":")
     name = name.lower()
-    if not sep and name != "cgrinet" and name in classical_names():
-        return _classical(name, options)
-    if name == "cgrinet":
+    if name in families():
         if sep and not file:
-            raise InputError("--method cgrinet:FILE: the file name is missing")
-        return _network(file or None, options)
+            raise InputError(f"--method {name}:FILE: the file name is missing")
+        return _network(name, file or None, options)
+    if not sep and name in classical_names():
+        return _classical(name, options)
+    if not sep:
+        from irstd.methods.plugins import plugin_method
+
+        method = plugin_method(name, options)
+        if method is not None:
+            return method
     raise InputError(
-        f"--method: unknown method {spec!r} (choose from {', '.join(list_methods())}, or cgrinet:FILE)"
+        f"--method: unknown method {spec!r} (choose from {', '.join(list_methods())}, or NETWORK:FILE)"
     )
 

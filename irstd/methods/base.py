@@ -13,12 +13,18 @@ from irstd.methods.options import MethodOptions
 
 @dataclass
 class MethodOutput:
-    """What :meth:`Method.run` returns for one image (see the module docstring)."""
+    """What :meth:`Method.run` returns for one image (see the module docstring).
+
+    ``warnings`` holds one-line facts about the input a caller may want to report (e.g. a frame
+    whose [0, 1] mapping is far from what the weights were trained on,
+    :func:`irstd.intensity.mapped_range_warning`); the library never prints them.
+    """
 
     scores: np.ndarray
     mask: np.ndarray
     raw: np.ndarray | None
     seconds: float
+    warnings: list[str] = field(default_factory=list)
 
 
 
@@ -120,11 +126,26 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def _check_image(image) -> np.ndarray:
+    """The one check every method makes of a frame before running (messages start ``image:``;
+    :func:`irstd.methods.run_method` names the file instead).
+
+    The non-finite pixel rule: a frame with any NaN or infinite pixel is refused, by every
+    method and engine, with the count of such pixels (under ``--skip-errors`` the frame is
+    skipped). Nothing is filled in or ignored, so that no method's answer depends on how it
+    treats NaN (docs/data.md).
+    """
     arr = np.asarray(image)
     if arr.ndim != 2:
         raise InputError(f"image: expected a 2-D grey image, got an array of shape {arr.shape}")
     if arr.size == 0:
         raise InputError(f"image: empty image of shape {arr.shape}")
+    if arr.dtype.kind in "fc":
+        bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise InputError(
+                f"image: {bad} non-finite pixel{'s' * (bad != 1)} (NaN or infinite) of {arr.size}; "
+                f"irstd refuses frames with non-finite values (docs/data.md)"
+            )
     return arr
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +26,14 @@ def classical_names() -> tuple[str, ...]:
 
 @dataclass
 class ClassicalMethod(Method):
-    """LCM, IPI or NRAM (:mod:`irstd.baselines`) with its default segmentation ``k``."""
+    """A map method (:mod:`irstd.baselines`, or a plugin's function) with its segmentation ``k``.
+
+    ``fn`` is the raw-map function ``fn(image) -> map``; ``None`` for a registered baseline
+    (looked up by name in :data:`irstd.baselines.METHODS`, so that the method pickles light).
+    """
 
     k: float = 3.0
+    fn: Callable[[np.ndarray], np.ndarray] | None = None
     #: NumPy BLAS threads for IPI/NRAM matrix products (:func:`irstd.baselines.matmul_threads`;
     #: ``None``: up to 2). Worker processes of :func:`run_method` use 1.
     blas_threads: int | None = None
@@ -34,6 +41,9 @@ class ClassicalMethod(Method):
     def code_files(self) -> list[Path]:
         """Adds the method's module in ``irstd.baselines`` and the shared helpers (``segment``,
         ``_common``, ``_linalg``, ``_patches``, ...); not ``_reference.py`` (test implementations)."""
+        if self.fn is not None:  # a plugin's function: its own module
+            source = inspect.getsourcefile(self.fn)
+            return [*super().code_files(), Path(__file__).resolve(), *([Path(source)] if source else [])]
         import irstd.baselines  # installed from the project's baselines/ folder: found by import
 
         base = Path(irstd.baselines.__file__).parent
@@ -45,7 +55,7 @@ class ClassicalMethod(Method):
         from irstd.metrics import threshold_scores
 
         image = _check_image(image)
-        fn = METHODS[self.name].fn
+        fn = self.fn if self.fn is not None else METHODS[self.name].fn
         threads = 1 if self.name == "lcm" else self.blas_threads  # LCM has no matrix products
         start = time.perf_counter()
         with matmul_threads(threads):

@@ -1,4 +1,4 @@
-"""CgriNet as a method: :class:`NetworkMethod`, and the packaged weights it finds."""
+"""A network as a method: :class:`NetworkMethod` (CgriNet, ACM, ... from an irstd model file)."""
 
 from __future__ import annotations
 
@@ -13,65 +13,12 @@ import numpy as np
 from irstd.errors import InputError
 from irstd.methods.base import _PACKAGE, Method, MethodOutput, _check_image, _tiled_rule
 from irstd.methods.options import MethodOptions, resolve_engine
+from irstd.models.packaged import PACKAGED_NAMES, family_weights, packaged_weights
 from irstd.tiles import map_tiled
 from irstd.tta import TTA_MODES, map_tta
 
-#: Frames per batch of CgriNet on a CUDA device (frames of one padded size are grouped; :func:`run_method`).
+#: Frames per batch of a network on a CUDA device (frames of one padded size are grouped; :func:`run_method`).
 CUDA_BATCH = 16
-
-#: Where packaged CgriNet weights live: ``irstd/weights/*.safetensors`` inside the package.
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-
-#: The preferred packaged file when the folder holds more than one.
-DEFAULT_WEIGHTS_NAME = "cgrinet_sirst.safetensors"
-#: The paper model (full ``cgrinet``, trained on a GPU, float16 storage) when packaged.
-PAPER_WEIGHTS_NAME = "cgrinet_paper.safetensors"
-#: Names of packaged weights accepted wherever a model file is (``--weights paper``, ``cgrinet:paper``).
-PACKAGED_NAMES = {"packaged": DEFAULT_WEIGHTS_NAME, "paper": PAPER_WEIGHTS_NAME}
-
-
-def default_weights() -> Path | None:
-    """The packaged CgriNet weights, or ``None`` when none are packaged.
-
-    Looks in ``irstd/weights/``: ``cgrinet_sirst.safetensors`` when present, else the single
-    ``*.safetensors`` file there. Several candidates without that name raise
-    :class:`InputError` (the choice would be arbitrary).
-    """
-    if not WEIGHTS_DIR.is_dir():
-        return None
-    preferred = WEIGHTS_DIR / DEFAULT_WEIGHTS_NAME
-    if preferred.is_file():
-        return preferred
-    files = sorted(p for p in WEIGHTS_DIR.glob("*.safetensors") if p.is_file())
-    if not files:
-        return None
-    if len(files) > 1:
-        raise InputError(
-            f"{WEIGHTS_DIR}: several packaged weight files ({', '.join(p.name for p in files)}); "
-            f"name the default one {DEFAULT_WEIGHTS_NAME}"
-        )
-    return files[0]
-
-
-def packaged_weights(name: str) -> Path:
-    """The packaged weights called ``name`` (:data:`PACKAGED_NAMES`: ``packaged``, ``paper``).
-
-    Raises
-    ------
-    InputError
-        Unknown name, or weights of that name not shipped with this installation.
-    """
-    if name not in PACKAGED_NAMES:
-        raise InputError(f"{name}: not a packaged weights name (known: {', '.join(PACKAGED_NAMES)})")
-    path = default_weights() if name == "packaged" else WEIGHTS_DIR / PACKAGED_NAMES[name]
-    if path is None or not path.is_file():
-        raise InputError(
-            f"{name}: this installation holds no {name} weights ({WEIGHTS_DIR / PACKAGED_NAMES[name]}); "
-            "pass a weights file instead"
-        )
-    return path
-
-
 
 _BIT_DEPTH_RULE = re.compile(r"bit_depth=(None|\d+)")
 
@@ -93,7 +40,7 @@ def _bit_depth_from_metadata(meta: dict[str, str]) -> int | None:
 
 @dataclass
 class NetworkMethod(Method):
-    """CgriNet from an irstd model file; the model is loaded on first use and reused."""
+    """A network from an irstd model file; the model is loaded on first use and reused."""
 
     weights: Path = field(default_factory=Path)
     device: str | None = None
@@ -180,7 +127,7 @@ class NetworkMethod(Method):
     def run_batch(self, images: list[np.ndarray]) -> list[MethodOutput]:
         """:meth:`run` on several images; frames of one padded size go through the network together.
 
-        The network pads every frame at the bottom and right to multiples of its stride (32)
+        The network pads every frame at the bottom and right to multiples of its stride (32 for CgriNet)
         with its input mean; frames whose padded sizes agree are stacked so padded, in batches of
         at most ``batch_size`` frames of 256² worth of pixels (``batch_size`` frames of 256×256,
         fewer of bigger ones), and each output is cropped back: the probabilities equal
@@ -195,17 +142,16 @@ class NetworkMethod(Method):
         from irstd.intensity import to_float
         from irstd.metrics import threshold_scores
         from irstd.models import predict_batch
-        from irstd.models.cgrinet import STRIDE
-        from irstd.models.predict import pad_to_multiple
+        from irstd.models.inference import pad_to_multiple
 
         images = [_check_image(image) for image in images]
         model = self.model()
-        mean, chans = model.input_mean.detach().cpu(), int(model.input_mean.shape[1])
+        mean, chans, stride = model.input_mean.detach().cpu(), int(model.input_mean.shape[1]), model.stride
         outputs: list[MethodOutput | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for k, image in enumerate(images):
             h, w = image.shape
-            groups.setdefault((-(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE), []).append(k)
+            groups.setdefault((-(-h // stride) * stride, -(-w // stride) * stride), []).append(k)
         for (hp, wp), members in groups.items():
             per_batch = max(1, min(self.batch_size, self.batch_size * 256 * 256 // (hp * wp)))
             for first in range(0, len(members), per_batch):
@@ -213,7 +159,7 @@ class NetworkMethod(Method):
                 start = time.perf_counter()
                 x = torch.cat([  # each frame padded as the network pads it alone
                     pad_to_multiple(torch.from_numpy(to_float(images[k], self.bit_depth, self.input_range))[None, None]
-                                    .expand(-1, chans, -1, -1), mean)
+                                    .expand(-1, chans, -1, -1), mean, stride)
                     for k in chunk
                 ])
                 probs = predict_batch(model, x)[:, 0].float().cpu().numpy()
@@ -233,20 +179,27 @@ class NetworkMethod(Method):
 
 
 
-def _network(file: str | None, options: MethodOptions) -> NetworkMethod:
+def _network(family: str, file: str | None, options: MethodOptions) -> NetworkMethod:
+    """``family`` (``cgrinet``, ``acm`` ...) with its packaged weights, or ``family:FILE``."""
     from irstd.intensity import input_rule, parse_input_range
-    from irstd.model_file import read_weights_metadata
+    from irstd.model_file import architecture_of, read_weights_metadata
+    from irstd.models.registry import family_display
 
     engine, device = resolve_engine(options.engine, options.device)
     if file is None:
-        weights = default_weights()
+        weights = family_weights(family)
         if weights is None:
-            raise InputError("--method cgrinet: no trained weights are packaged yet; pass --weights FILE (or cgrinet:FILE)")
-        label = "cgrinet"
+            raise InputError(f"--method {family}: no trained {family} weights are packaged; pass {family}:FILE (or --weights FILE)")
+        label = family
     else:
-        weights = packaged_weights(file) if file in PACKAGED_NAMES else Path(file)
-        label = f"cgrinet:{file if file in PACKAGED_NAMES else weights.stem}"
+        packaged = file in PACKAGED_NAMES or file == family
+        weights = packaged_weights(file) if packaged else Path(file)
+        label = f"{family}:{file if packaged else weights.stem}"
     meta = read_weights_metadata(weights)  # checks the file before any image is read
+    architecture = architecture_of(meta)
+    if architecture.lower() != family:
+        raise InputError(f"{weights}: holds a {architecture} model, not {family} (use --method {architecture.lower()}:FILE)")
+    display = family_display(family)
     bits = options.bit_depth if options.bit_depth is not None else _bit_depth_from_metadata(meta)
     rng = options.input_range
     if rng is None:
@@ -259,7 +212,7 @@ def _network(file: str | None, options: MethodOptions) -> NetworkMethod:
     return NetworkMethod(
         name=label,
         kind="network",
-        score_rule=f"sigmoid probability of CgriNet ({meta.get('model', 'CgriNet')}); input {input_rule(rng, bits)}"
+        score_rule=f"sigmoid probability of {display} ({meta.get('model', display)}); input {input_rule(rng, bits)}"
         + ("; run by ONNX Runtime" if engine == "onnx" else "") + _tiled_rule(options)
         + ("" if tta == "none" else f"; mean over {TTA_MODES[tta]} {tta} views (--tta {tta})"),
         mask_rule=f"probability > {t:g}",
@@ -272,4 +225,3 @@ def _network(file: str | None, options: MethodOptions) -> NetworkMethod:
         engine=engine,
         batch_size=CUDA_BATCH if device.startswith("cuda") else 1,
     )
-

@@ -1,7 +1,8 @@
 """ROC, precision–recall and Pd–Fa figures, one or several methods per figure.
 
 Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no global
-state) and written atomically through :func:`irstd.io.atomic_write`.
+state) and written atomically through :func:`irstd.io.atomic_write`, in the format the file
+name's extension names (``.png``; ``.pdf`` and ``.svg`` are vector figures a paper can print).
 """
 
 from __future__ import annotations
@@ -17,11 +18,20 @@ from matplotlib.figure import Figure
 from irstd.io import atomic_write
 from irstd.metrics.curves import PdFaCurve, PrCurve, RocCurve
 
-__all__ = ["plot_pd_fa", "plot_pr", "plot_roc"]
+__all__ = ["DEFAULT_DPI", "DEGENERATE_FA", "MARKED_THRESHOLDS", "pd_fa_points", "plot_pd_fa", "plot_pr", "plot_roc"]
 
 
-def _figure(title: str | None):
-    fig = Figure(figsize=(5.0, 4.2), dpi=120, layout="constrained")
+#: Resolution of raster figures (PNG) unless a caller gives ``dpi``.
+DEFAULT_DPI = 150
+#: Pd–Fa sweep points left out as degenerate: false alarms cover at least this fraction of the
+#: frame's pixels (at threshold 0 every pixel is "target": one component, Fa near 10⁶).
+DEGENERATE_FA = 0.5
+#: Thresholds marked (and labelled) on each Pd–Fa curve.
+MARKED_THRESHOLDS = (0.1, 0.5, 0.9)
+
+
+def _figure(title: str | None, dpi: float = DEFAULT_DPI):
+    fig = Figure(figsize=(5.0, 4.2), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     if title:
@@ -56,6 +66,7 @@ def plot_roc(
     title: str | None = "Pixel-level ROC",
     log_fpr: bool = False,
     overwrite: bool = True,
+    dpi: float = DEFAULT_DPI,
 ) -> Path:
     """Draw pixel-level ROC curves, AUC in the legend.
 
@@ -71,13 +82,15 @@ def plot_roc(
         curve lies at very low FPR).
     overwrite : bool, optional
         When False, refuse to replace an existing file.
+    dpi : float, optional
+        Resolution of a raster file (PNG); vector files (PDF, SVG) scale freely.
 
     Returns
     -------
     Path
     """
     _check(curves, RocCurve)
-    fig, ax = _figure(title)
+    fig, ax = _figure(title, dpi)
     for name, c in curves.items():
         ax.plot(c.fpr, c.tpr, lw=1.5, label=f"{name} (AUC = {_fmt(c.auc)})")
     if log_fpr:
@@ -99,6 +112,7 @@ def plot_pr(
     *,
     title: str | None = "Pixel-level precision-recall",
     overwrite: bool = True,
+    dpi: float = DEFAULT_DPI,
 ) -> Path:
     """Draw pixel-level precision–recall curves, AP in the legend.
 
@@ -108,13 +122,14 @@ def plot_pr(
     path : path-like
     title : str or None, optional
     overwrite : bool, optional
+    dpi : float, optional
 
     Returns
     -------
     Path
     """
     _check(curves, PrCurve)
-    fig, ax = _figure(title)
+    fig, ax = _figure(title, dpi)
     for name, c in curves.items():
         # Operating points, the end point (recall 0, precision 1) excluded.
         ax.plot(c.recall[:-1], c.precision[:-1], lw=1.5, label=f"{name} (AP = {_fmt(c.ap)})")
@@ -126,12 +141,30 @@ def plot_pr(
     return _save(fig, path, overwrite)
 
 
+def pd_fa_points(curve: PdFaCurve) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The points :func:`plot_pd_fa` draws for one curve, in drawing order.
+
+    Returns
+    -------
+    thresholds, fa, pd : ndarray
+        The sweep points whose false alarms cover less than :data:`DEGENERATE_FA` of the pixels,
+        sorted by Fa (then Pd); ``fa`` in 10⁻⁶, ``pd`` in %.
+    left_out : int
+        How many degenerate points were left out.
+    """
+    kept = curve.fa < DEGENERATE_FA
+    t, fa, pd = curve.thresholds[kept], curve.fa[kept] * 1e6, curve.pd[kept] * 100
+    order = np.lexsort((pd, fa))
+    return t[order], fa[order], pd[order], int((~kept).sum())
+
+
 def plot_pd_fa(
     curves: Mapping[str, PdFaCurve],
     path: str | os.PathLike,
     *,
     title: str | None = "Target-level Pd-Fa",
     overwrite: bool = True,
+    dpi: float = DEFAULT_DPI,
 ) -> Path:
     """Draw target-level Pd–Fa curves (Pd in %, Fa in 10⁻⁶, logarithmic Fa axis).
 
@@ -141,6 +174,7 @@ def plot_pd_fa(
     path : path-like
     title : str or None, optional
     overwrite : bool, optional
+    dpi : float, optional
 
     Returns
     -------
@@ -148,33 +182,41 @@ def plot_pd_fa(
 
     Notes
     -----
-    Each curve is drawn in threshold order (Pd and Fa are not monotone in the threshold:
-    components merge and split, so sorting by Fa would zig-zag). Points with Fa = 0 cannot be
-    drawn on the logarithmic axis; they are marked with hollow circles at the left edge of the
-    plot (half the smallest positive Fa of all curves), not joined to the others; neither are
-    consecutive points more than two decades apart in Fa.
+    Each curve is drawn in Fa order (the operating points from fewest to most false alarms,
+    so a reader follows it left to right; at equal Fa by Pd), with the thresholds of
+    :data:`MARKED_THRESHOLDS` marked and labelled. Degenerate sweep points, where the false
+    alarms cover at least :data:`DEGENERATE_FA` of the pixels (threshold 0: the whole frame is
+    one component), are left out, and the figure says how many. Points with Fa = 0 cannot be drawn
+    on the logarithmic axis; they are marked with hollow circles at the left edge of the plot
+    (half the smallest positive Fa of all curves).
     """
     _check(curves, PdFaCurve)
-    fig, ax = _figure(title)
-    positive = [c.fa[c.fa > 0] for c in curves.values()]
-    floor = min((p.min() for p in positive if p.size), default=1e-6) * 1e6 / 2
-    for name, c in curves.items():
-        order = np.argsort(c.thresholds, kind="stable")
-        fa, pd = c.fa[order] * 1e6, c.pd[order] * 100
-        x = np.where(fa > 0, fa, np.nan)
-        # Consecutive thresholds more than two decades apart in Fa (e.g. 0 -> 0.01 on
-        # probabilities: the whole image becomes one component) are not joined: the sweep says
-        # nothing about the operating points between them.
-        gap = np.flatnonzero(np.abs(np.diff(np.log10(x))) > 2) + 1
-        x, y = np.insert(x, gap, np.nan), np.insert(pd, gap, np.nan)
-        line = ax.plot(x, y, marker=".", ms=3, lw=1.2, label=name)[0]
-        zero = fa == 0
+    fig, ax = _figure(title, dpi)
+    points = {name: pd_fa_points(c) for name, c in curves.items()}
+    left_out = sum(p[3] for p in points.values())
+    positive = [fa[fa > 0] for _, fa, _, _ in points.values()]
+    floor = min((p.min() for p in positive if p.size), default=1.0) / 2
+    for name, (t, fa, pd, _) in points.items():
+        on_axis = fa > 0
+        line = ax.plot(fa[on_axis], pd[on_axis], marker=".", ms=3, lw=1.2, label=name)[0]
+        colour = line.get_color()
+        zero = ~on_axis
         if zero.any():
-            ax.plot(np.full(int(zero.sum()), floor), pd[zero], ls="", marker="o", ms=4, mfc="none",
-                    color=line.get_color())
+            ax.plot(np.full(int(zero.sum()), floor), pd[zero], ls="", marker="o", ms=4, mfc="none", color=colour)
+        for mark in MARKED_THRESHOLDS:
+            k = np.flatnonzero(np.isclose(t, mark))
+            if k.size:
+                x = fa[k[0]] if fa[k[0]] > 0 else floor
+                ax.plot([x], [pd[k[0]]], ls="", marker="D", ms=4, color=colour)
+                ax.annotate(f"{mark:g}", (x, pd[k[0]]), textcoords="offset points", xytext=(3, -8),
+                            fontsize=6, color=colour)
     ax.set_xscale("log")
     ax.set_ylim(0, 101)
     ax.set_xlabel("Fa (false-alarm pixels per 10⁶ pixels)")
     ax.set_ylabel("Pd (% of targets detected)")
     ax.legend(loc="best", fontsize="small")
+    note = f"◆ thresholds {', '.join(f'{m:g}' for m in MARKED_THRESHOLDS)}"
+    if left_out:
+        note += f"; {left_out} degenerate point{'s' * (left_out != 1)} (false alarms ≥ {DEGENERATE_FA:.0%} of the frame) left out"
+    ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=6, color="0.3", va="bottom")
     return _save(fig, path, overwrite)

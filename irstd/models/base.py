@@ -11,6 +11,7 @@ arguments that rebuild it (:func:`irstd.models.load_model`).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -18,18 +19,21 @@ from torch import nn
 
 from irstd.errors import InputError
 
-__all__ = ["SegmentationNet", "per_channel"]
+__all__ = ["SegmentationNet", "count_parameters", "per_channel"]
+
+#: Number of ImageNet classes of the classifier the CgriNet paper counts with its encoder.
+IMAGENET_CLASSES = 1000
 
 
 def per_channel(value: float | Sequence[float], in_chans: int, name: str) -> list[float]:
-    """``value`` as one float per input channel (a scalar is repeated)."""
-    if isinstance(value, (int, float)):
-        return [float(value)] * in_chans
-    values = [float(v) for v in value]
+    """``value`` as one finite float per input channel (a scalar is repeated)."""
+    values = [float(value)] if isinstance(value, (int, float)) else [float(v) for v in value]
     if len(values) == 1:
-        return values * in_chans
+        values = values * in_chans
     if len(values) != in_chans:
         raise InputError(f"{name}: expected 1 or {in_chans} values, got {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"{name}: values must be finite, got {values}")
     return values
 
 
@@ -83,6 +87,11 @@ class SegmentationNet(nn.Module):
         """``(x - input_mean) / input_std``."""
         return (x - self.input_mean) / self.input_std
 
+    def published_count(self) -> int:
+        """The parameters as the net's published count counts them (BasicIRSTD: thop); all
+        trainable parameters unless a net says otherwise."""
+        return count_parameters(self)
+
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
         """Every side output as ``(B, 1, H, W)`` logits, coarse to final."""
         raise NotImplementedError
@@ -91,3 +100,20 @@ class SegmentationNet(nn.Module):
         """Logits: the list of side outputs in training mode, the final map in eval mode."""
         outputs = self.forward_all(x)
         return outputs if self.training else outputs[-1]
+
+
+def count_parameters(model: nn.Module, include_classifier: bool = False) -> int:
+    """Number of trainable parameters.
+
+    Parameters
+    ----------
+    model : nn.Module
+    include_classifier : bool
+        Add the encoder's ImageNet classifier (``num_features * 1000 + 1000``), which the model
+        does not use (CgriNet only). This is how the CgriNet paper (like PraNet) counts:
+        26,123,302 for ``cgrinet`` at ``in_chans=3``.
+    """
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if include_classifier:
+        n += model.num_features * IMAGENET_CLASSES + IMAGENET_CLASSES
+    return n

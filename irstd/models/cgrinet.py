@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irstd.errors import InputError
+from irstd.models.base import SegmentationNet
 
 __all__ = [
     "ChannelReduction",
@@ -51,15 +52,8 @@ __all__ = [
     "AxialAttention",
     "ReverseAttentionModule",
     "CgriNet",
-    "create_model",
-    "list_models",
-    "model_description",
-    "count_parameters",
-    "model_summary",
 ]
 
-#: Number of ImageNet classes of the classifier the paper counts with the backbone.
-IMAGENET_CLASSES = 1000
 #: Default input normalisation: the ImageNet statistics of a grey image on [0, 1]
 #: (mean and std of 0.299 R + 0.587 G + 0.114 B are close to 0.449 / 0.226).
 DEFAULT_MEAN = 0.449
@@ -257,17 +251,6 @@ class ReverseAttentionModule(nn.Module):
         return self.out(self.attention(f) * reverse) + p
 
 
-def _per_channel(value: float | Sequence[float], in_chans: int, name: str) -> list[float]:
-    values = [float(value)] if isinstance(value, (int, float)) else [float(v) for v in value]
-    if len(values) == 1:
-        values = values * in_chans
-    if len(values) != in_chans:
-        raise InputError(f"{name}: expected 1 or {in_chans} values, got {len(values)}")
-    if not all(math.isfinite(v) for v in values):
-        raise InputError(f"{name}: values must be finite, got {values}")
-    return values
-
-
 def _three(value: bool | Sequence[bool], name: str) -> list[bool]:
     values = [bool(value)] * 3 if isinstance(value, bool) else [bool(v) for v in value]
     if len(values) != 3:
@@ -371,7 +354,7 @@ def imagenet_encoder(encoder: str, encoder_args: dict[str, Any], levels: Sequenc
         raise fail(f"could not download them ({type(exc).__name__}: {first[:160]})") from None
 
 
-class CgriNet(nn.Module):
+class CgriNet(SegmentationNet):
     """CgriNet with a timm Res2Net encoder.
 
     Parameters
@@ -436,28 +419,18 @@ class CgriNet(nn.Module):
         refine_head: bool = False,
         pretrained_backbone: str | None = None,
     ):
-        super().__init__()
-        in_chans = int(in_chans)
+        super().__init__(in_chans, input_mean, input_std)
+        in_chans = self.in_chans
         channels = int(channels)
-        if in_chans < 1:
-            raise InputError(f"in_chans: must be at least 1, got {in_chans}")
         if channels < 8 or channels % 8:
             raise InputError(f"channels: must be a positive multiple of 8, got {channels}")
         encoder_args = {k: list(v) if isinstance(v, tuple) else v for k, v in dict(encoder_args or {}).items()}
-        mean = _per_channel(input_mean, in_chans, "input_mean")
-        std = _per_channel(input_std, in_chans, "input_std")
-        if min(std) <= 0:
-            raise InputError(f"input_std: must be positive, got {std}")
         use_cgm = _three(use_cgm, "use_cgm")
         use_axial = _three(use_axial, "use_axial")
-        #: Construction arguments (JSON types) that rebuild this model; saved with the weights.
-        self.model_args: dict[str, Any] = dict(
+        self.record_args(
             encoder=encoder,
             encoder_args=encoder_args,
-            in_chans=in_chans,
             channels=channels,
-            input_mean=mean,
-            input_std=std,
             use_cgm=use_cgm,
             use_axial=use_axial,
             use_mab=bool(use_mab),
@@ -467,14 +440,9 @@ class CgriNet(nn.Module):
         )
         if extra_fine_stage:
             # Recorded only when on, so weights saved before the option existed keep their metadata.
-            self.model_args["extra_fine_stage"] = True
+            self.record_args(extra_fine_stage=True)
         if refine_head:
-            self.model_args["refine_head"] = True
-        #: Registry name when built by :func:`create_model` (``None`` otherwise).
-        self.model_name: str | None = None
-
-        self.register_buffer("input_mean", torch.tensor(mean, dtype=torch.float32).view(1, in_chans, 1, 1))
-        self.register_buffer("input_std", torch.tensor(std, dtype=torch.float32).view(1, in_chans, 1, 1))
+            self.record_args(refine_head=True)
 
         levels = (1, 2, 3, 4) if extra_fine_stage else (2, 3, 4)
         timm_args = {k: tuple(v) if isinstance(v, list) else v for k, v in encoder_args.items()}
@@ -489,7 +457,7 @@ class CgriNet(nn.Module):
                 raise InputError(f"encoder: cannot build {encoder!r} with {encoder_args}: {exc}") from None
         widths = self.encoder.feature_info.channels()
         if pretrained_backbone is not None and pretrained_backbone != IMAGENET:
-            from irstd.models.weights import load_backbone_weights
+            from irstd.models.backbone import load_backbone_weights
 
             load_backbone_weights(self.encoder, pretrained_backbone)
 
@@ -516,7 +484,7 @@ class CgriNet(nn.Module):
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         """All side outputs ``[S_g, S_4, S_3, S_2(, S_1)(, S_r)]`` as logits at the input size."""
         size = x.shape[-2:]
-        x = (x - self.input_mean) / self.input_std
+        x = self.normalise(x)
         *f1, f2, f3, f4 = self.encoder(x)
         r2, r3, r4 = self.reduce[0](f2), self.reduce[1](f3), self.reduce[2](f4)
         s_g = self.mab(r4, r3, r2)
@@ -529,121 +497,3 @@ class CgriNet(nn.Module):
         if self.refine is not None:
             sides.append(self.refine(x, sides[-1]))
         return sides
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        """Logits: the list of side outputs in training mode, the final map in eval mode."""
-        outputs = self.forward_all(x)
-        if self.training:
-            return outputs
-        return outputs[-1]
-
-
-# --------------------------------------------------------------------------------------------
-# Registry: named variants are argument sets for CgriNet.
-
-_MODELS: dict[str, dict[str, Any]] = {
-    # The paper model: Res2Net-50 v1b encoder, C = 32 (24,073,726 trainable at in_chans=1).
-    "cgrinet": dict(encoder="res2net50d", encoder_args={}, channels=32),
-    # Narrow Res2Net-50 (stage widths / 4), same head; trains on CPU.
-    "cgrinet_small": dict(
-        encoder="res2net50d", encoder_args=dict(layers=[3, 4, 6, 3], channels=[16, 32, 64, 128], stem_width=16), channels=32
-    ),
-    # Narrow and shallow (2 blocks per stage).
-    "cgrinet_tiny": dict(
-        encoder="res2net50d", encoder_args=dict(layers=[2, 2, 2, 2], channels=[16, 32, 64, 128], stem_width=16), channels=32
-    ),
-    # Unit-test size.
-    "cgrinet_test": dict(
-        encoder="res2net50d", encoder_args=dict(layers=[1, 1, 1, 1], channels=[8, 16, 32, 64], stem_width=8), channels=8
-    ),
-}
-
-_DESCRIPTIONS = {
-    "cgrinet": "paper model: Res2Net-50 v1b encoder, C=32",
-    "cgrinet_small": "narrow Res2Net-50 (widths/4, 3-4-6-3 blocks), C=32",
-    "cgrinet_tiny": "narrow Res2Net (widths/4, 2-2-2-2 blocks), C=32",
-    "cgrinet_test": "unit-test size (widths/8, 1-1-1-1 blocks), C=8",
-}
-
-
-def list_models() -> list[str]:
-    """Names of the registered CgriNet variants."""
-    return list(_MODELS)
-
-
-def model_description(name: str) -> str:
-    """One-line description of a registered variant."""
-    _check_name(name)
-    return _DESCRIPTIONS[name]
-
-
-def _check_name(name: str) -> None:
-    if name not in _MODELS:
-        raise InputError(f"model: unknown model {name!r} (available: {', '.join(_MODELS)})")
-
-
-def create_model(name: str, pretrained_backbone: str | None = None, **overrides: Any) -> CgriNet:
-    """Build a registered CgriNet variant.
-
-    Parameters
-    ----------
-    name : str
-        One of :func:`list_models` (``cgrinet``, ``cgrinet_small``, ``cgrinet_tiny``,
-        ``cgrinet_test``).
-    pretrained_backbone : str or path, optional
-        Local ImageNet weight file for the encoder (see :class:`CgriNet`).
-    **overrides
-        Any :class:`CgriNet` argument (``in_chans``, ``input_mean``, ``use_cgm`` ...);
-        ``encoder_args`` entries are merged with the variant's.
-
-    Returns
-    -------
-    CgriNet
-        The model, in training mode, with ``model_name`` set.
-    """
-    _check_name(name)
-    args = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _MODELS[name].items()}
-    if "encoder_args" in overrides:
-        args["encoder_args"] = {**args.get("encoder_args", {}), **dict(overrides.pop("encoder_args") or {})}
-    args.update(overrides)
-    model = CgriNet(pretrained_backbone=pretrained_backbone, **args)
-    model.model_name = name
-    return model
-
-
-def count_parameters(model: nn.Module, include_classifier: bool = False) -> int:
-    """Number of trainable parameters.
-
-    Parameters
-    ----------
-    model : nn.Module
-    include_classifier : bool
-        Add the encoder's ImageNet classifier (``num_features * 1000 + 1000``), which the model
-        does not use. This is how the paper (like PraNet) counts: 26,123,302 for ``cgrinet`` at
-        ``in_chans=3``.
-    """
-    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if include_classifier:
-        n += model.num_features * IMAGENET_CLASSES + IMAGENET_CLASSES
-    return n
-
-
-def model_summary(name: str, **overrides: Any) -> dict[str, Any]:
-    """Name, description and parameter counts of a registered variant.
-
-    Returns
-    -------
-    dict
-        ``name``, ``description``, ``in_chans``, ``params`` (trainable, as built with
-        ``overrides``; ``in_chans=1`` by default) and ``params_paper_convention`` (built with
-        ``in_chans=3`` and the unused ImageNet classifier counted, as the paper counts).
-    """
-    model = create_model(name, **overrides)
-    paper = create_model(name, **{**overrides, "in_chans": 3})
-    return dict(
-        name=name,
-        description=_DESCRIPTIONS[name],
-        in_chans=model.model_args["in_chans"],
-        params=count_parameters(model),
-        params_paper_convention=count_parameters(paper, include_classifier=True),
-    )

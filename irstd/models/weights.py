@@ -1,13 +1,16 @@
-"""Weight files: CgriNet models as safetensors, and ImageNet encoder weights from a local file.
+"""Model files: any irstd network as safetensors, rebuilt from its metadata.
 
 A model file is a safetensors file whose metadata records what rebuilds the model:
 
 ``format``
     ``"irstd-model"`` (marks the file as ours).
 ``model``
-    The registry name (``cgrinet_small`` ...) or ``"CgriNet"`` for a model built directly.
+    The registry name (``cgrinet_small``, ``acm`` ...) or the class name for a model built directly.
+``architecture``
+    The class (:data:`irstd.models.registry.ARCHITECTURES` key: ``CgriNet``, ``ACM`` ...); files
+    written before this key existed hold CgriNet models.
 ``model_args``
-    JSON of :attr:`CgriNet.model_args` (the construction arguments).
+    JSON of the model's ``model_args`` (the construction arguments).
 ``irstd_version``
     The irstd version that wrote the file.
 
@@ -30,12 +33,29 @@ from torch import nn
 from irstd import __version__
 from irstd.errors import InputError
 from irstd.io import write_bytes
-from irstd.model_file import FORMAT, read_weights_metadata
-from irstd.model_file import check_file as _check_file
+from irstd.model_file import FORMAT, architecture_of, read_weights_metadata
+from irstd.models.backbone import load_state
 
-__all__ = ["save_weights", "load_model", "read_weights_metadata", "load_backbone_weights", "FORMAT"]
+__all__ = ["save_weights", "load_model", "read_weights_metadata", "FORMAT"]
 
-_RESERVED = ("format", "model", "model_args", "irstd_version")
+_RESERVED = ("format", "model", "architecture", "model_args", "irstd_version")
+
+#: Largest number a model file's ``model_args`` may hold (channels, layers, ...): a larger one
+#: would build a model of absurd size (``channels: 100000`` asks for tens of GB) from 1 KB of
+#: metadata.
+MAX_MODEL_ARG = 1 << 16
+
+
+def check_model_args(value, path, key: str = "model_args") -> None:
+    """Refuse a number in a file's ``model_args`` above :data:`MAX_MODEL_ARG` (one-line InputError)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_model_args(v, path, f"{key}.{k}")
+    elif isinstance(value, list):
+        for v in value:
+            check_model_args(v, path, key)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= MAX_MODEL_ARG:
+        raise InputError(f"{path}: unusable model metadata ({key} = {value!r}, at most {MAX_MODEL_ARG})")
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
@@ -44,7 +64,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
 
     Parameters
     ----------
-    model : CgriNet
+    model : SegmentationNet
         The model (any device; tensors are copied to CPU).
     path : str or path
         Output file (conventionally ``*.safetensors``). An existing file is replaced: the caller
@@ -74,6 +94,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
     meta.update(
         format=FORMAT,
         model=getattr(model, "model_name", None) or type(model).__name__,
+        architecture=type(model).__name__,
         model_args=json.dumps(args),
         irstd_version=__version__,
     )
@@ -105,7 +126,7 @@ def load_model(
 
     Returns
     -------
-    CgriNet
+    SegmentationNet
         The model in eval mode, with ``model_name`` set and the file's metadata in
         ``model.weights_metadata``.
 
@@ -115,24 +136,29 @@ def load_model(
         When the file is missing, not safetensors, not an irstd model file, or its tensors do not
         match the recorded architecture.
     """
-    from irstd.models.cgrinet import CgriNet
+    from irstd.models.registry import architecture_class
 
     path = Path(path)
     meta = read_weights_metadata(path)
+    architecture = architecture_of(meta)
     try:
         args = json.loads(meta["model_args"])
         if not isinstance(args, dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:
         raise InputError(f"{path}: unreadable model_args metadata ({exc})") from None
+    check_model_args(args, path)
     args.update(overrides or {})
     try:
-        model = CgriNet(**args)
+        model = architecture_class(architecture)(**args)
     except TypeError as exc:
         raise InputError(f"{path}: model arguments not understood by this irstd version ({exc})") from None
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    model.model_name = meta.get("model") if meta.get("model") != "CgriNet" else None
+    except (ValueError, OverflowError, KeyError, RuntimeError, MemoryError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise InputError(f"{path}: its model metadata cannot build a model ({reason})") from None
+    model.model_name = meta.get("model") if meta.get("model") != architecture else None
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -140,89 +166,12 @@ def load_model(
     model.new_tensors = [k for k in model.state_dict() if k not in state] if overrides else []
     if model.new_tensors:
         state = {**model.state_dict(), **state}
-    _load_state(model, state, path, what=f"model {meta.get('model')}" + (f" with {overrides}" if overrides else ""))
+    load_state(model, state, path, what=f"model {meta.get('model')}" + (f" with {overrides}" if overrides else ""))
     model.weights_metadata = meta
     model.eval()
     if device is not None:
         model.to(device)
     return model
-
-
-def _load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
-    """``load_state_dict(strict=True)`` with one-line InputErrors naming the file."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
-        raise InputError(f"{path}: weights do not match {what}: {'; '.join(parts)}")
-    wrong = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
-    if wrong:
-        k = wrong[0]
-        raise InputError(
-            f"{path}: weights do not match {what}: {len(wrong)} tensors with other shapes "
-            f"(e.g. {k}: file {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
-        )
-    module.load_state_dict(state, strict=True)
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    _check_file(path)
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a safetensors file ({exc})") from None
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling raises many types; all mean "bad file"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a readable weights file ({first})") from None
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputError(f"{path}: not a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
-def load_backbone_weights(encoder: nn.Module, path: str | os.PathLike) -> None:
-    """Load ImageNet weights into a timm ``features_only`` encoder from a local file.
-
-    The file holds a timm (or official Res2Net v1b) state dict with the same key names as the
-    encoder, as safetensors or as a ``.pth`` (read with ``torch.load(weights_only=True)``;
-    ``state_dict`` / ``model`` wrappers and a ``module.`` prefix are accepted). The classifier
-    (``fc.*``) is dropped. When the encoder has another number of input channels than the file,
-    the first convolution is adapted as timm does (``in_chans=1``: the RGB filters are summed).
-    Nothing is downloaded.
-
-    Raises
-    ------
-    InputError
-        Missing, unreadable or corrupt file; keys or shapes that do not match the encoder.
-    """
-    from timm.models import adapt_input_conv
-
-    path = Path(path)
-    state = _read_state_dict(path)
-    own = encoder.state_dict()
-    state = {k: v for k, v in state.items() if k in own or not k.startswith(("fc.", "head.", "classifier."))}
-    for k in own:  # the official v1b files carry no BN batch counters
-        if k.endswith("num_batches_tracked") and k not in state:
-            state[k] = own[k]
-    first = (getattr(encoder, "pretrained_cfg", None) or {}).get("first_conv", "conv1.0")
-    key = f"{first}.weight"
-    if key in state and key in own and state[key].ndim == 4 and state[key].shape[1] != own[key].shape[1]:
-        try:
-            state[key] = adapt_input_conv(own[key].shape[1], state[key].float()).to(state[key].dtype)
-        except Exception as exc:  # noqa: BLE001
-            raise InputError(f"{path}: cannot adapt the first convolution {key} ({exc})") from None
-    _load_state(encoder, state, path, what=f"encoder {getattr(encoder, 'pretrained_cfg', {}).get('architecture', '')}".strip())
 
 
 def main(argv: list[str] | None = None) -> int:

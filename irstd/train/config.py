@@ -75,8 +75,10 @@ class TrainConfig:
         Decay of an exponential moving average of the weights and buffers, updated after every
         step (timm's ``ModelEmaV3``; e.g. 0.999 averages over about the last 1000 steps). When
         given, validation, ``best`` and ``last`` use the average. None (default): no average.
-    loss : str
+    loss : str, optional
         Name for ``irstd.losses.create_loss`` (``unite`` = 2·IoU + 7·BCE on every side output).
+        None (default): the network's own loss from the registry (``unite`` for CgriNet, the
+        SoftIoU ``iou`` for ACM, ALCNet, RDIAN ...; :func:`default_loss`).
     ablation : list of str
         Model overrides ``key=value`` (value parsed as YAML), passed to ``create_model``.
     seed : int
@@ -151,7 +153,7 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     ema: float | None = None
-    loss: str = "unite"
+    loss: str | None = None
     ablation: list[str] = field(default_factory=list)
     seed: int = 0
     teachers: list[str] = field(default_factory=list)
@@ -181,6 +183,8 @@ class TrainConfig:
 
 
 _FIELD_NAMES = {f.name for f in dataclasses.fields(TrainConfig)}
+#: Each field's annotation as text (``from __future__ import annotations``), e.g. ``"int | None"``.
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -197,20 +201,54 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         The fields found in the file (unknown keys raise :class:`~irstd.errors.InputError`).
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: not a config file (a folder or a device)")
+    if path.is_file() and path.stat().st_size > _MAX_CONFIG_BYTES:
+        raise InputError(f"{path}: not a config file (over {_MAX_CONFIG_BYTES // 1024} KiB)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path}: config file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read config ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a config file (not UTF-8 text)") from None
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read config ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise InputError(f"{path}: config must be a mapping of option names to values")
-    unknown = sorted(set(data) - _FIELD_NAMES)
+    unknown = sorted(str(k) for k in set(data) - _FIELD_NAMES)
     if unknown:
         raise InputError(f"{path}: unknown config key(s): {', '.join(unknown)}")
+    for key, value in data.items():
+        expected = _FIELD_TYPES[key]
+        if not _type_ok(value, expected):
+            raise InputError(f"{path}: {key}: expected {expected}, got {value!r}"[:300])
     return data
+
+
+#: A config file larger than this is not one (``--config /dev/zero`` or a binary file).
+_MAX_CONFIG_BYTES = 1 << 20
+
+
+def _type_ok(value: Any, expected: str) -> bool:
+    """Whether a YAML value fits a field's annotation (``int``, ``float | None``, ``list[str]`` ...)."""
+    for option in (t.strip() for t in expected.split("|")):
+        if option == "None" and value is None:
+            return True
+        if option == "bool" and isinstance(value, bool):
+            return True
+        if option == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if option == "str" and isinstance(value, str):
+            return True
+        if option.startswith("list[") and isinstance(value, list):
+            inner = option[len("list["):-1]
+            if all(_type_ok(v, inner) for v in value):
+                return True
+    return False
 
 
 def resolve_config(config_file: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
@@ -252,6 +290,19 @@ def resolve_config(config_file: str | os.PathLike | None = None, **overrides: An
     return config
 
 
+def default_loss(config: TrainConfig) -> str:
+    """The registry's training loss of the model a run trains (``unite`` when it is not registered)."""
+    from irstd.models.registry import MODELS
+
+    name = config.model
+    if config.init_weights and not name:
+        from irstd.model_file import read_weights_metadata
+
+        name = read_weights_metadata(config.init_weights).get("model", "")
+    spec = MODELS.get(name)
+    return spec.loss if spec is not None else "unite"
+
+
 def check_config(config: TrainConfig) -> None:
     """Refuse a configuration that cannot train (:class:`~irstd.errors.InputError` naming the option).
 
@@ -261,6 +312,8 @@ def check_config(config: TrainConfig) -> None:
         raise InputError("--dataset: at least one dataset folder is required")
     if not config.model and not config.init_weights:
         raise InputError("--model: a model name is required (see irstd.models.list_models())")
+    if config.loss is None:
+        config.loss = default_loss(config)
     if config.init_weights and config.pretrained_backbone:
         raise InputError("--pretrained-backbone: cannot be combined with --init-weights (the weights come from that file)")
     checks = [

@@ -21,7 +21,7 @@ from torch import nn
 from irstd.errors import InputError
 from irstd.intensity import parse_input_range
 from irstd.tta import check_tta, tta_views
-from irstd.models import load_model
+from irstd.train.model import load_model_file
 
 __all__ = ["Teachers", "load_teachers"]
 
@@ -90,7 +90,7 @@ def load_teachers(paths: Sequence[str | os.PathLike], input_range: str, device: 
     """
     models = []
     for path in paths:
-        model = load_model(path, device=device)
+        model = load_model_file(path, "--teacher", device=device)
         theirs = parse_input_range(model.weights_metadata.get("input_range", "bits"))  # files from before input_range: bits
         if theirs != input_range:
             raise InputError(f"--teacher {path}: trained with input range {theirs!r}, this run uses {input_range!r}")

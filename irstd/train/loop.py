@@ -52,6 +52,7 @@ from irstd.train.run_dir import (
     RunLog,
     append_metrics,
     prepare_run_dir,
+    remove_failed_start,
     truncate_metrics,
     weights_metadata,
     write_run_files,
@@ -175,15 +176,20 @@ def train(
         run.setup_model()  # the inputs are checked before anything is created on disk
         run.setup_data()
         saved = run.open_run_dir()
-        run.record_run()
-        run.setup_training(saved)
+        try:
+            run.record_run()
+            run.setup_training(saved)
+        except BaseException:  # e.g. an unusable --teacher: a fresh run's folder is not left behind
+            if d.main and saved is None:
+                remove_failed_start(run.run_dir, run.created_dir)
+            raise
         return run.fit(stop or threading.Event())
     finally:
         teardown_dist(d)
 
 
 def validate(model, source: Source, device: torch.device, bit_depth: int | None, input_range: str) -> dict[str, float]:
-    """Full-resolution validation: ``irstd.models.predict`` per image, the shared metrics engine.
+    """Full-resolution validation: ``irstd.models.inference`` per image, the shared metrics engine.
 
     Returns
     -------
@@ -280,9 +286,12 @@ class _Run:
         check the saved state of a resumed run (None: a fresh start)."""
         config, d = self.config, self.d
         run_dir, has_state, error = None, False, None
+        self.created_dir = False
         if d.main:
+            existed = config.out is not None and Path(config.out).exists()
             try:
                 run_dir, has_state = prepare_run_dir(config)
+                self.created_dir = not existed
             except InputError as exc:
                 error = str(exc)
         run_dir, has_state, error = broadcast((run_dir, has_state, error), d)

@@ -8,9 +8,11 @@ from irstd.errors import InputError
 from irstd.losses import create_loss
 from irstd.models import create_model, list_models, load_model, read_weights_metadata
 from irstd.models.cgrinet import IMAGENET
+from irstd.models.weights import check_model_args
 from irstd.train.config import TrainConfig, ablation_overrides
 
-__all__ = ["build_loss", "build_model", "init_model_name", "input_channels", "resolve_backbone", "resolve_model_file"]
+__all__ = ["build_loss", "build_model", "init_model_name", "input_channels", "load_model_file", "resolve_backbone",
+           "resolve_model_file"]
 
 
 def resolve_model_file(path: str | None, option: str) -> str | None:
@@ -44,13 +46,40 @@ def init_model_name(config: TrainConfig) -> str:
     return name
 
 
+def _model_args(path: str):
+    """The ``model_args`` metadata of a model file, parsed."""
+    import json
+
+    try:
+        return json.loads(read_weights_metadata(path).get("model_args", "{}"))
+    except ValueError:
+        raise InputError(f"{path}: unusable model metadata (model_args is not JSON)") from None
+
+
+def load_model_file(path: str, option: str, **kwargs):
+    """:func:`irstd.models.load_model` with every failure of the file's metadata as one
+    :class:`~irstd.errors.InputError` naming the file (a number too large to build, a value of the
+    wrong type such as ``channels: "abc"``), instead of a traceback or a huge allocation."""
+    check_model_args(_model_args(path), path)
+    try:
+        return load_model(path, **kwargs)
+    except InputError:
+        raise
+    except (TypeError, ValueError, OverflowError, KeyError, RuntimeError, MemoryError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise InputError(f"{option} {path}: its model metadata cannot build a model ({reason})") from None
+
+
 def build_model(config: TrainConfig):
     """The model to train: ``config.init_weights`` (extended by the ablations) or a fresh registry
     model with the run's ablations and encoder weights."""
     overrides = ablation_overrides(config.ablation)
     try:
         if config.init_weights:
-            return load_model(config.init_weights, overrides=overrides)
+            if overrides:  # a TypeError is then the ablations' (below)
+                check_model_args(_model_args(config.init_weights), config.init_weights)
+                return load_model(config.init_weights, overrides=overrides)
+            return load_model_file(config.init_weights, "--init-weights")
         if config.model not in list_models():
             raise InputError(f"--model {config.model}: unknown model (known: {', '.join(sorted(list_models()))})")
         if config.pretrained_backbone:
@@ -73,5 +102,5 @@ def build_loss(name: str):
 
 
 def input_channels(model) -> int:
-    """Input channels of a CgriNet (from its normalisation buffers)."""
+    """Input channels of a network (from its normalisation buffers)."""
     return int(model.input_mean.shape[1]) if model.input_mean.ndim == 4 else 1

@@ -21,7 +21,8 @@ from irstd.provenance import versions
 from irstd.train.config import TrainConfig, val_seed
 from irstd.train.state import STATE_FILE
 
-__all__ = ["RunLog", "append_metrics", "prepare_run_dir", "truncate_metrics", "weights_metadata", "write_run_files"]
+__all__ = ["RunLog", "append_metrics", "prepare_run_dir", "remove_failed_start", "truncate_metrics", "weights_metadata",
+           "write_run_files"]
 
 #: Columns of ``metrics.csv``.
 METRIC_COLUMNS = ["epoch", "loss", "lr", "val_miou", "val_niou", "val_pd", "val_fa", "time_s"]
@@ -39,6 +40,18 @@ def _next_run_dir(base: Path, name: str) -> Path:
             k += 1
 
 
+#: Files a run writes once it has trained: a folder holding any of them has work to lose.
+PROGRESS_FILES = ("metrics.csv", "best.safetensors", "last.safetensors", "state.json", STATE_FILE)
+#: Files a run writes before its first step (all a failed start leaves behind).
+SETUP_FILES = ("config.yaml", "ids.json", "train.log")
+
+
+def _failed_start(out: Path) -> bool:
+    """Whether ``out`` holds only what a run writes before training (a start that failed)."""
+    names = {f.name for f in out.iterdir() if not (f.name.startswith(".") and f.name.endswith(".tmp"))}
+    return names <= set(SETUP_FILES)
+
+
 def prepare_run_dir(config: TrainConfig) -> tuple[Path, bool]:
     """Create or choose the run folder.
 
@@ -52,6 +65,14 @@ def prepare_run_dir(config: TrainConfig) -> tuple[Path, bool]:
     run_dir : Path
     has_state : bool
         Whether the folder holds a resume state (only with ``resume``).
+
+    Raises
+    ------
+    InputError
+        ``out`` holds another run (without ``resume``: a folder with only a failed start's
+        :data:`SETUP_FILES` is started again); with ``resume``, no folder, or a run that has
+        trained (:data:`PROGRESS_FILES`) but has no saved state: starting it again would
+        replace its metrics and weights.
     """
     if config.out is None:
         return _next_run_dir(Path("runs") / "train", config.model), False
@@ -59,11 +80,36 @@ def prepare_run_dir(config: TrainConfig) -> tuple[Path, bool]:
     if config.resume:
         if not out.is_dir():
             raise InputError(f"{out}: no run folder to resume")
-        return out, (out / STATE_FILE).is_file()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if (out / STATE_FILE).is_file():
+            return out, True
+        trained = [name for name in PROGRESS_FILES if (out / name).exists()]
+        if trained:
+            raise InputError(
+                f"{out}: --resume: no saved state ({STATE_FILE}) but the run has trained ({', '.join(trained)}); "
+                f"it cannot be continued, and starting again would replace its files: choose another --out"
+            )
+        return out, False
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _failed_start(out))):
         raise InputError(f"{out}: run folder exists and is not empty; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     return out, False
+
+
+def remove_failed_start(run_dir: Path, created: bool) -> None:
+    """Remove what a run wrote before it failed to start (:data:`SETUP_FILES`), and its folder
+    when the run created it and nothing else is in it: a failed start blocks nothing."""
+    if not run_dir.is_dir() or not _failed_start(run_dir):
+        return
+    for name in SETUP_FILES:
+        try:
+            (run_dir / name).unlink()
+        except FileNotFoundError:
+            pass
+    if created:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
 
 
 def write_run_files(run_dir: Path, config: TrainConfig, train_ids: list[str], val_ids: list[str], skipped: list[str]) -> None:

@@ -137,7 +137,7 @@ def random_crop(
 
     Images smaller than the crop are padded at the bottom/right first with ``fill`` (training uses
     the input mean, i.e. zero after normalisation as in BasicIRSTD and in
-    ``irstd.models.predict``). With probability ``positive_prob`` (and when the mask has a target)
+    ``irstd.models.inference``). With probability ``positive_prob`` (and when the mask has a target)
     the crop is drawn uniformly among the windows that contain a randomly chosen target pixel;
     otherwise uniformly among all windows.
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
@@ -174,9 +174,13 @@ def load_state(path: Path) -> dict[str, Any]:
             meta = fh.metadata() or {}
         tensors = _st_load(Path(path).read_bytes())
         structure = json.loads(meta[_STATE_KEY])
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        raise InputError(f"{path}: not a readable training state ({type(exc).__name__})") from None
-    return unflatten_state(structure, tensors)
+    except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise InputError(f"{path}: not a readable training state (truncated or corrupt: {type(exc).__name__}); "
+                         f"the run cannot be resumed from it") from None
+    try:
+        return unflatten_state(structure, tensors)
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise InputError(f"{path}: not a readable training state ({type(exc).__name__} in its structure)") from None
 
 
 def write_run_state(run_dir: Path, state: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Inference on images of any size: pad to a multiple of 32, run the model, crop back."""
+"""Inference on images of any size: pad to a multiple of the model's stride, run it, crop back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from irstd.errors import InputError
-from irstd.models.cgrinet import STRIDE
 
 __all__ = ["predict", "predict_batch", "pad_to_multiple"]
 
@@ -18,7 +17,7 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def pad_to_multiple(x: torch.Tensor, fill: torch.Tensor, multiple: int = STRIDE) -> torch.Tensor:
+def pad_to_multiple(x: torch.Tensor, fill: torch.Tensor, multiple: int = 32) -> torch.Tensor:
     """Pad ``(B, C, H, W)`` at the bottom and right to multiples of ``multiple``.
 
     The padding takes the value ``fill`` (broadcast to ``(1, C, 1, 1)``); with the model's
@@ -39,7 +38,7 @@ def predict_batch(model: nn.Module, x: torch.Tensor, device: str | torch.device 
 
     Parameters
     ----------
-    model : CgriNet
+    model : SegmentationNet
         The model; it is run in eval mode under ``torch.inference_mode`` and put back in its
         previous mode afterwards. With ``device`` given the model is moved there (in place).
     x : Tensor
@@ -55,7 +54,7 @@ def predict_batch(model: nn.Module, x: torch.Tensor, device: str | torch.device 
 
     Notes
     -----
-    Images are padded at the bottom and right to multiples of 32 with the model's
+    Images are padded at the bottom and right to multiples of the model's ``stride`` with its
     ``input_mean`` (zero after normalisation, the BasicIRSTD convention) and the output is
     cropped back, so callers never deal with the encoder's stride.
     """
@@ -77,7 +76,7 @@ def predict_batch(model: nn.Module, x: torch.Tensor, device: str | torch.device 
     try:
         with torch.inference_mode():
             x = x.to(device=run_device, dtype=torch.float32)
-            logits = model(pad_to_multiple(x, model.input_mean))
+            logits = model(pad_to_multiple(x, model.input_mean, getattr(model, "stride", 32)))
             if isinstance(logits, (list, tuple)):
                 logits = logits[-1]
             return torch.sigmoid(logits[:, :, :h, :w]).float()
@@ -90,7 +89,7 @@ def predict(model: nn.Module, image: np.ndarray, device: str | torch.device | No
 
     Parameters
     ----------
-    model : CgriNet
+    model : SegmentationNet
     image : ndarray
         2-D float image in [0, 1] (``irstd.intensity.to_float`` output), any height and width.
     device : str or torch.device, optional

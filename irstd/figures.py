@@ -32,8 +32,8 @@ MISSED_COLOUR = (0.95, 0.10, 0.10)
 SURFACE_SIDE = 64
 #: Resolution of raster figures (PNG) unless a caller gives ``dpi``.
 DEFAULT_DPI = 150
-#: Magnification of the qualitative grid's inset around a target.
-INSET_ZOOM = 4
+#: Side of the qualitative grid's inset around a target, as a fraction of the panel.
+INSET_SIZE = 0.38
 
 
 def _save(fig: Figure, path, overwrite: bool) -> Path:
@@ -166,8 +166,8 @@ def _overlay(image: np.ndarray, mask: np.ndarray, gt: np.ndarray, max_distance: 
 
 
 def _zoom_window(gt: np.ndarray) -> tuple[int, int, int, int] | None:
-    """``(top, left, size_y, size_x)`` of a square window around the first target of ``gt`` (a
-    quarter of the frame's shorter side / :data:`INSET_ZOOM` at least 12 pixels), or None."""
+    """``(top, left, size_y, size_x)`` of a square window around the first target of ``gt`` (at
+    least 12 pixels, 2.5 target diameters and 8 pixels of context), or None."""
     targets = components(gt)
     if not targets.count:
         return None
@@ -185,7 +185,7 @@ def _inset(ax, rgb: np.ndarray, window: tuple[int, int, int, int]) -> None:
 
     top, left, sy, sx = window
     h, w = rgb.shape[:2]
-    size = min(0.42, INSET_ZOOM * sy / h, INSET_ZOOM * sx / w)
+    size = INSET_SIZE
     x0 = 0.02 if left + sx / 2 > w / 2 else 0.98 - size
     y0 = 0.02 if top + sy / 2 < h / 2 else 0.98 - size  # axes y grows upwards, rows downwards
     inset = ax.inset_axes([x0, y0, size, size])
@@ -233,8 +233,8 @@ def plot_qualitative(
         Resolution of a raster file (PNG); vector files (PDF, SVG) scale freely.
     zoom : bool, optional
         In every panel, an inset magnifying the window around the row's first ground-truth
-        target :data:`INSET_ZOOM` times (as papers show few-pixel targets), in the corner
-        farthest from it, the window outlined in the panel.
+        target to :data:`INSET_SIZE` of the panel (as papers show few-pixel targets), in the
+        corner farthest from it, the window outlined in the panel.
 
     Returns
     -------

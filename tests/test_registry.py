@@ -7,6 +7,8 @@ entry alone. CgriNet's variants have their own, deeper tests in ``test_models.py
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,27 @@ def test_weights_option_reads_the_network_family_from_the_file(tmp_path):
     assert method_spec("rdian", weights) == f"rdian:{weights}"
     with pytest.raises(InputError, match="--weights: only used with a network"):
         method_spec("lcm", weights)
+
+
+PACKAGED = sorted(p.stem.removesuffix("_sirst") for p in Path(__import__("irstd").__file__).parent.glob("weights/*_sirst.safetensors"))
+
+
+@pytest.mark.parametrize("family", PACKAGED)
+def test_packaged_weights_run_and_ship_a_verified_graph(family):
+    """Each packaged network: its graph was exported from these very weights, both engines give the
+    same probabilities, and the sizes keep the budget (default ≤ 10 MB, the others ≤ 40 MB)."""
+    pytest.importorskip("onnxruntime")
+    from irstd.io import sha256_file
+    from irstd.methods import get_method
+    from irstd.models.packaged import WEIGHTS_DIR, family_weights
+    from irstd.onnx_runtime import verified
+
+    weights = family_weights(family)
+    assert verified(weights.with_suffix(".onnx"), sha256_file(weights))
+    image = (np.random.default_rng(2).random((50, 70)) * 60 + 80).astype(np.uint8)
+    image[20:23, 30:33] = 250
+    torch_out = get_method(family, engine="torch", device="cpu").run(image)
+    onnx_out = get_method(family, engine="onnx").run(image)
+    assert np.abs(torch_out.scores - onnx_out.scores).max() < 1e-4
+    others = sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*") if not p.name.startswith("cgrinet_sirst."))
+    assert (WEIGHTS_DIR / "cgrinet_sirst.safetensors").stat().st_size <= 10 * 2**20 and others <= 40 * 2**20

@@ -235,7 +235,7 @@ def _seed_groups_md(groups) -> list[str]:
 
 def _figures_md(names, picks) -> list[str]:
     """The figures section of ``report.md`` (``names``: the files written; ``picks``: the ids shown)."""
-    from irstd.figures import INSET_ZOOM, SURFACE_SIDE
+    from irstd.figures import SURFACE_SIDE
     from irstd.metrics.plots import DEGENERATE_FA, MARKED_THRESHOLDS
 
     ext = next((Path(n).suffix for n in names if n.startswith("roc.")), ".png")
@@ -261,8 +261,8 @@ def _figures_md(names, picks) -> list[str]:
             "",
             "Qualitative results: input, ground truth, each method's mask; green = predicted "
             "components matched to a target, orange = false-alarm components, red circle = missed "
-            f"target (same matching as Pd/Fa); each panel's inset magnifies the outlined window around "
-            f"the first target {INSET_ZOOM}×:",
+            "target (same matching as Pd/Fa); each panel's inset magnifies the outlined window around "
+            "the row's first target:",
             "",
             f"![qualitative](qualitative{ext})",
             "",

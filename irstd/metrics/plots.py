@@ -30,8 +30,29 @@ DEGENERATE_FA = 0.5
 MARKED_THRESHOLDS = (0.1, 0.5, 0.9)
 
 
-def _figure(title: str | None, dpi: float = DEFAULT_DPI):
-    fig = Figure(figsize=(5.0, 4.2), dpi=dpi, layout="constrained")
+#: Above this many curves the legend goes beside the axes and threshold labels are left out.
+CROWDED = 6
+
+
+def _style(i: int, n: int) -> dict:
+    """Colour and line style of curve ``i`` of ``n``: matplotlib's 10 colours, then tab20 with
+    dashed lines every other colour, so that up to 20 methods stay apart."""
+    if n <= 10:
+        return {"color": f"C{i}"}
+    from matplotlib import colormaps
+
+    return {"color": colormaps["tab20"](i % 20), "ls": "-" if i % 2 == 0 else "--"}
+
+
+def _legend(ax, n: int, loc: str) -> None:
+    if n > CROWDED:
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small", frameon=False)
+    else:
+        ax.legend(loc=loc, fontsize="small")
+
+
+def _figure(title: str | None, dpi: float = DEFAULT_DPI, n: int = 1):
+    fig = Figure(figsize=(5.0 + (2.4 if n > CROWDED else 0.0), 4.2), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     if title:
@@ -90,9 +111,10 @@ def plot_roc(
     Path
     """
     _check(curves, RocCurve)
-    fig, ax = _figure(title, dpi)
-    for name, c in curves.items():
-        ax.plot(c.fpr, c.tpr, lw=1.5, label=f"{name} (AUC = {_fmt(c.auc)})")
+    n = len(curves)
+    fig, ax = _figure(title, dpi, n)
+    for i, (name, c) in enumerate(curves.items()):
+        ax.plot(c.fpr, c.tpr, lw=1.5, label=f"{name} (AUC = {_fmt(c.auc)})", **_style(i, n))
     if log_fpr:
         ax.set_xscale("log")
         ax.set_xlim(1e-7, 1)
@@ -102,7 +124,7 @@ def plot_roc(
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("False-positive rate (pixels)")
     ax.set_ylabel("True-positive rate (pixels)")
-    ax.legend(loc="lower right", fontsize="small")
+    _legend(ax, n, "lower right")
     return _save(fig, path, overwrite)
 
 
@@ -129,15 +151,16 @@ def plot_pr(
     Path
     """
     _check(curves, PrCurve)
-    fig, ax = _figure(title, dpi)
-    for name, c in curves.items():
+    n = len(curves)
+    fig, ax = _figure(title, dpi, n)
+    for i, (name, c) in enumerate(curves.items()):
         # Operating points, the end point (recall 0, precision 1) excluded.
-        ax.plot(c.recall[:-1], c.precision[:-1], lw=1.5, label=f"{name} (AP = {_fmt(c.ap)})")
+        ax.plot(c.recall[:-1], c.precision[:-1], lw=1.5, label=f"{name} (AP = {_fmt(c.ap)})", **_style(i, n))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("Recall (pixels)")
     ax.set_ylabel("Precision (pixels)")
-    ax.legend(loc="best", fontsize="small")
+    _legend(ax, n, "best")
     return _save(fig, path, overwrite)
 
 
@@ -191,14 +214,15 @@ def plot_pd_fa(
     (half the smallest positive Fa of all curves).
     """
     _check(curves, PdFaCurve)
-    fig, ax = _figure(title, dpi)
+    n = len(curves)
+    fig, ax = _figure(title, dpi, n)
     points = {name: pd_fa_points(c) for name, c in curves.items()}
     left_out = sum(p[3] for p in points.values())
     positive = [fa[fa > 0] for _, fa, _, _ in points.values()]
     floor = min((p.min() for p in positive if p.size), default=1.0) / 2
-    for name, (t, fa, pd, _) in points.items():
+    for i, (name, (t, fa, pd, _)) in enumerate(points.items()):
         on_axis = fa > 0
-        line = ax.plot(fa[on_axis], pd[on_axis], marker=".", ms=3, lw=1.2, label=name)[0]
+        line = ax.plot(fa[on_axis], pd[on_axis], marker=".", ms=3, lw=1.2, label=name, **_style(i, n))[0]
         colour = line.get_color()
         zero = ~on_axis
         if zero.any():
@@ -208,13 +232,14 @@ def plot_pd_fa(
             if k.size:
                 x = fa[k[0]] if fa[k[0]] > 0 else floor
                 ax.plot([x], [pd[k[0]]], ls="", marker="D", ms=4, color=colour)
-                ax.annotate(f"{mark:g}", (x, pd[k[0]]), textcoords="offset points", xytext=(3, -8),
-                            fontsize=6, color=colour)
+                if n <= CROWDED:  # labels of many curves would cover each other
+                    ax.annotate(f"{mark:g}", (x, pd[k[0]]), textcoords="offset points", xytext=(3, -8),
+                                fontsize=6, color=colour)
     ax.set_xscale("log")
     ax.set_ylim(0, 101)
     ax.set_xlabel("Fa (false-alarm pixels per 10⁶ pixels)")
     ax.set_ylabel("Pd (% of targets detected)")
-    ax.legend(loc="best", fontsize="small")
+    _legend(ax, n, "best")
     note = f"◆ thresholds {', '.join(f'{m:g}' for m in MARKED_THRESHOLDS)}"
     if left_out:
         note += f"; {left_out} degenerate point{'s' * (left_out != 1)} (false alarms ≥ {DEGENERATE_FA:.0%} of the frame) left out"

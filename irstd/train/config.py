@@ -297,8 +297,9 @@ def default_loss(config: TrainConfig) -> str:
     name = config.model
     if config.init_weights and not name:
         from irstd.model_file import read_weights_metadata
+        from irstd.train.model import resolve_model_file
 
-        name = read_weights_metadata(config.init_weights).get("model", "")
+        name = read_weights_metadata(resolve_model_file(config.init_weights, "--init-weights")).get("model", "")
     spec = MODELS.get(name)
     return spec.loss if spec is not None else "unite"
 

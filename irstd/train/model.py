@@ -16,13 +16,15 @@ __all__ = ["build_loss", "build_model", "init_model_name", "input_channels", "lo
 
 
 def resolve_model_file(path: str | None, option: str) -> str | None:
-    """Absolute path of a model file option; ``packaged`` and ``paper`` name weights shipped with
-    irstd (:func:`irstd.methods.packaged_weights`)."""
+    """Absolute path of a model file option; ``packaged``, ``paper`` and a network family with
+    packaged weights (``acm``, ``rdian`` ...) name weights shipped with irstd
+    (:func:`irstd.models.packaged.packaged_weights`) unless a file of that name exists."""
     if not path:
         return None
-    from irstd.methods import PACKAGED_NAMES, packaged_weights
+    from irstd.models.packaged import PACKAGED_NAMES, packaged_weights
+    from irstd.models.registry import families
 
-    if path in PACKAGED_NAMES:
+    if (path in PACKAGED_NAMES or path in families()) and not Path(path).exists():
         try:
             return str(packaged_weights(path))
         except InputError as exc:

@@ -36,3 +36,15 @@ def block_rows(q: int) -> int:
     per array block keeps the handful of blocks in the last-level cache.
     """
     return max(1, (1 << 17) // max(q, 1))
+
+
+def check_cell_sizes(cell_sizes) -> list[int]:
+    """The distinct cell sizes of a local-contrast method in increasing order; :class:`InputError`
+    unless each is a positive odd integer (LCM, MPCM and their multiscale wrappers)."""
+    sizes = tuple(cell_sizes)
+    if not sizes:
+        raise InputError("cell_sizes: at least one cell size is needed")
+    for l in sizes:
+        if isinstance(l, bool) or int(l) != l or l < 1 or l % 2 == 0:
+            raise InputError(f"cell_sizes: {l!r} is not a positive odd integer")
+    return sorted({int(l) for l in sizes})

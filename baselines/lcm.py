@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from irstd.errors import InputError
 
-from ._common import as_float_image
+from ._common import as_float_image, check_cell_sizes
 
 __all__ = ["lcm"]
 
@@ -63,7 +62,7 @@ def lcm(image, cell_sizes=(3, 5, 7, 9)) -> np.ndarray:
        doi:10.1109/TGRS.2013.2242477
     """
     img = as_float_image(image)
-    sizes = _cell_sizes(cell_sizes)
+    sizes = check_cell_sizes(cell_sizes)
     h, w = img.shape
     out = np.zeros((h, w))
     # 0/0 -> 0 and x/0 -> x/eps: divide by max(m_max, eps) with eps on the image's scale
@@ -100,17 +99,6 @@ def lcm(image, cell_sizes=(3, 5, 7, 9)) -> np.ndarray:
         c[num <= 0] = 0.0
         np.maximum(out, c, out=out)
     return out
-
-
-def _cell_sizes(cell_sizes) -> list[int]:
-    """The distinct cell sizes in increasing order; :class:`InputError` unless positive and odd."""
-    sizes = tuple(cell_sizes)
-    if not sizes:
-        raise InputError("cell_sizes: at least one cell size is needed")
-    for l in sizes:
-        if int(l) != l or l < 1 or l % 2 == 0:
-            raise InputError(f"cell_sizes: {l!r} is not a positive odd integer")
-    return sorted({int(l) for l in sizes})
 
 
 def _neighbour_mean_max(hsum: np.ndarray, l: int, hmax: int, R: int, h: int, w: int) -> np.ndarray:

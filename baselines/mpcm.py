@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from irstd.errors import InputError
 
-from ._common import as_float_image
+from ._common import as_float_image, check_cell_sizes
 
 __all__ = ["mpcm"]
 
@@ -76,7 +75,7 @@ def mpcm(image, cell_sizes=(3, 5, 7, 9)) -> np.ndarray:
        https://github.com/Linaom1214/ISTD-Benchmark
     """
     img = as_float_image(image)
-    sizes = _cell_sizes(cell_sizes)
+    sizes = check_cell_sizes(cell_sizes)
     h, w = img.shape
     R = max(l + l // 2 for l in sizes)  # farthest neighbour-cell pixel from the centre
     padded = np.pad(img, R, mode="edge")
@@ -110,14 +109,3 @@ def _box_means(padded: np.ndarray, l: int) -> np.ndarray:
         box += rows[k:hp - l + 1 + k]
     box /= l * l
     return box
-
-
-def _cell_sizes(cell_sizes) -> list[int]:
-    """The distinct cell sizes in increasing order; :class:`InputError` unless positive and odd."""
-    sizes = tuple(cell_sizes)
-    if not sizes:
-        raise InputError("cell_sizes: at least one cell size is needed")
-    for l in sizes:
-        if isinstance(l, bool) or int(l) != l or l < 1 or l % 2 == 0:
-            raise InputError(f"cell_sizes: {l!r} is not a positive odd integer")
-    return sorted({int(l) for l in sizes})

@@ -14,7 +14,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from irstd.errors import InputError
 from irstd.cli._common import COMPAT_HELP, DatasetDir, EXIT_SKIPPED, SplitFile, SplitName, console, method_options, print_skipped
 
 
@@ -121,15 +120,12 @@ def compare(
     Exit status: 0 done; 2 unusable input; 3 some images skipped under --skip-errors.
     """
     from irstd.data import check_split_choice
-    from irstd.compare import FIGURE_FORMATS, compare as run_compare, parse_labels, parse_methods, write_outputs
+    from irstd.compare import check_figure_options, compare as run_compare, parse_labels, parse_methods, write_outputs
 
     check_split_choice(split, split_file)
     specs = parse_methods(methods)
     labels = parse_labels(label)
-    if figure_format not in FIGURE_FORMATS:
-        raise InputError(f"--figure-format {figure_format}: choose {', '.join(FIGURE_FORMATS)}")
-    if not 20 <= dpi <= 1200:
-        raise InputError(f"--dpi {dpi:g}: choose a resolution from 20 to 1200")
+    check_figure_options(figure_format, dpi)  # before any work
     picks = [i.strip() for i in images.split(",") if i.strip()] if images else None
 
     with _progress() as reporter:  # the folder is checked (and another run's refused) before any work

@@ -20,7 +20,8 @@ The rules recorded in ``protocol`` come from :mod:`irstd.protocol`.
 """
 
 from irstd.compare.cache import CACHE_DIR, CACHE_FORMAT, MARKER, OUTPUT_FILES, method_key, prepare_out, run_identity
-from irstd.compare.report import DEFAULT_DPI, DEFAULT_FIGURE_IMAGES, FIGURE_FORMATS, select_images, write_outputs
+from irstd.compare.report import (DEFAULT_DPI, DEFAULT_FIGURE_IMAGES, FIGURE_FORMATS, check_figure_options, select_images,
+                                  write_outputs)
 from irstd.compare.run import (
     CompareResult,
     MethodInfo,
@@ -51,6 +52,7 @@ __all__ = [
     "DEFAULT_DPI",
     "DEFAULT_FIGURE_IMAGES",
     "FIGURE_FORMATS",
+    "check_figure_options",
     "MARKER",
     "OUTPUT_FILES",
     "SEED_FIELDS",

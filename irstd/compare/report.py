@@ -26,7 +26,7 @@ from irstd.errors import InputError
 from irstd.evaluate import csv_text, write_per_image_csv
 from irstd.protocol import check_compat, resize_for_compat
 
-__all__ = ["DEFAULT_DPI", "DEFAULT_FIGURE_IMAGES", "FIGURE_FORMATS", "select_images", "write_outputs"]
+__all__ = ["DEFAULT_DPI", "DEFAULT_FIGURE_IMAGES", "FIGURE_FORMATS", "check_figure_options", "select_images", "write_outputs"]
 
 #: How many images the figures show when ``--images`` is not given.
 DEFAULT_FIGURE_IMAGES = 3
@@ -34,6 +34,14 @@ DEFAULT_FIGURE_IMAGES = 3
 FIGURE_FORMATS = ("png", "pdf", "svg")
 #: Resolution of PNG figures unless ``--dpi`` says otherwise.
 DEFAULT_DPI = 150
+
+
+def check_figure_options(figure_format: str, dpi: float) -> None:
+    """Refuse a figure format outside :data:`FIGURE_FORMATS` or a resolution outside 20–1200 dpi."""
+    if figure_format not in FIGURE_FORMATS:
+        raise InputError(f"--figure-format {figure_format}: choose {', '.join(FIGURE_FORMATS)}")
+    if not 20 <= dpi <= 1200:
+        raise InputError(f"--dpi {dpi:g}: choose a resolution from 20 to 1200")
 
 
 def select_images(result: CompareResult, count: int = DEFAULT_FIGURE_IMAGES) -> list[tuple[str, str]]:
@@ -121,10 +129,7 @@ def write_outputs(
     from irstd.figures import plot_qualitative, plot_surfaces
     from irstd.metrics.plots import plot_pd_fa, plot_pr, plot_roc
 
-    if figure_format not in FIGURE_FORMATS:
-        raise InputError(f"--figure-format {figure_format}: choose {', '.join(FIGURE_FORMATS)}")
-    if not 20 <= dpi <= 1200:
-        raise InputError(f"--dpi {dpi:g}: choose a resolution from 20 to 1200")
+    check_figure_options(figure_format, dpi)
     out = result.out
     ext = f".{figure_format}"
     shown = {r.label: r.display for r in result.methods}

@@ -26,7 +26,6 @@ __all__ = [
     "create_model",
     "families",
     "family_display",
-    "family_of",
     "get_spec",
     "list_models",
     "model_description",
@@ -171,11 +170,6 @@ def get_spec(name: str) -> ModelSpec:
 def model_description(name: str) -> str:
     """One-line description of a registered network."""
     return get_spec(name).description
-
-
-def family_of(architecture: str) -> str:
-    """The family (lower-case name) of an architecture class name."""
-    return architecture.lower()
 
 
 def family_display(family: str) -> str:

@@ -8,7 +8,6 @@ from irstd.errors import InputError
 from irstd.losses import create_loss
 from irstd.models import create_model, list_models, load_model, read_weights_metadata
 from irstd.models.cgrinet import IMAGENET
-from irstd.models.weights import check_model_args
 from irstd.train.config import TrainConfig, ablation_overrides
 
 __all__ = ["build_loss", "build_model", "init_model_name", "input_channels", "load_model_file", "resolve_backbone",
@@ -48,21 +47,10 @@ def init_model_name(config: TrainConfig) -> str:
     return name
 
 
-def _model_args(path: str):
-    """The ``model_args`` metadata of a model file, parsed."""
-    import json
-
-    try:
-        return json.loads(read_weights_metadata(path).get("model_args", "{}"))
-    except ValueError:
-        raise InputError(f"{path}: unusable model metadata (model_args is not JSON)") from None
-
-
 def load_model_file(path: str, option: str, **kwargs):
     """:func:`irstd.models.load_model` with every failure of the file's metadata as one
     :class:`~irstd.errors.InputError` naming the file (a number too large to build, a value of the
     wrong type such as ``channels: "abc"``), instead of a traceback or a huge allocation."""
-    check_model_args(_model_args(path), path)
     try:
         return load_model(path, **kwargs)
     except InputError:
@@ -79,7 +67,6 @@ def build_model(config: TrainConfig):
     try:
         if config.init_weights:
             if overrides:  # a TypeError is then the ablations' (below)
-                check_model_args(_model_args(config.init_weights), config.init_weights)
                 return load_model(config.init_weights, overrides=overrides)
             return load_model_file(config.init_weights, "--init-weights")
         if config.model not in list_models():

@@ -85,6 +85,8 @@ def test_saved_maps_errors(ds, saved, tmp_path):
     np.save(short / f"{first_id}.npy", np.zeros((96, 96)))
     gap = _run("compare", "--dataset", ds, "--split", "test", "--methods", f"lcm,mine={short}", "--out", tmp_path / "b")
     assert gap.exit_code == 2 and "no prediction for id" in gap.stderr
+    unknown = _run("compare", "--dataset", ds, "--split", "test", "--methods", "lcm,mypreds", "--out", tmp_path / "d")
+    assert unknown.exit_code == 2 and "--methods: unknown method 'mypreds'" in unknown.stderr
     bad_label = _run("compare", "--dataset", ds, "--split", "test", "--methods", "lcm", "--label", "ipi=IPI",
                      "--out", tmp_path / "c")
     assert bad_label.exit_code == 2 and "--label ipi" in bad_label.stderr

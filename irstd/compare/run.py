@@ -289,7 +289,10 @@ def _build_methods(specs, out: Path, options: MethodOptions, compat=None, labels
                 raise InputError(f"--methods {s}: saved maps cannot be resized by --compat {compat} (save them at that size and evaluate them with irstd evaluate --predictions)")
             methods.append(saved_method(s, options.threshold, options.gray))
         else:  # --tta concerns the networks only: the classical methods of the same run go without it
-            methods.append(get_method(s, options, **({"tta": "none"} if s.strip().lower() in classical_names() else {})))
+            try:
+                methods.append(get_method(s, options, **({"tta": "none"} if s.strip().lower() in classical_names() else {})))
+            except InputError as exc:  # the option here is --methods
+                raise InputError(str(exc).replace("--method:", "--methods:", 1)) from None
     names = _labels(specs, [m.name for m in methods])
     known = set(names) | set(specs)
     for key in labels or {}:
